@@ -1,0 +1,57 @@
+# One entry point per task. Every target creates the environment from uv.lock first.
+SHELL := /bin/bash
+PYTHON ?= python3
+UV_DIR := .tools
+UV := $(UV_DIR)/bin/uv
+UV_VERSION := 0.13.8
+export UV_PROJECT_ENVIRONMENT := .venv
+export DAGSTER_HOME := $(CURDIR)/.dagster_home
+RUN := $(UV) run --frozen --no-sync
+
+.PHONY: help install test lint typecheck pytest demo dev bench bench-smoke sandbox clean
+
+help:
+	@echo "make demo   - run the whole pipeline end to end on the sandbox"
+	@echo "make test   - lint, type-check and run the test suite"
+	@echo "make dev    - Dagster UI on http://127.0.0.1:3000"
+	@echo "make bench  - benchmarks, results in bench/README.md"
+
+$(UV):
+	$(PYTHON) -m venv $(UV_DIR)
+	$(UV_DIR)/bin/pip install --quiet "uv==$(UV_VERSION)"
+
+.venv/.synced: $(UV) pyproject.toml uv.lock
+	$(UV) sync --frozen --all-extras
+	@touch $@
+
+install: .venv/.synced
+
+lint: install
+	$(RUN) ruff check .
+
+typecheck: install
+	$(RUN) mypy
+
+pytest: install
+	$(RUN) pytest -q
+
+test: lint typecheck pytest
+
+$(DAGSTER_HOME)/dagster.yaml: dagster.yaml
+	@mkdir -p $(DAGSTER_HOME)
+	cp dagster.yaml $@
+
+demo: install $(DAGSTER_HOME)/dagster.yaml
+	$(RUN) objectives-pipeline demo
+
+dev: install $(DAGSTER_HOME)/dagster.yaml
+	$(RUN) dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
+
+bench: install
+	$(RUN) python -m bench.run
+
+sandbox: install
+	$(RUN) objectives-pipeline sandbox
+
+clean:
+	rm -rf .venv $(UV_DIR) .dagster_home data/*.duckdb data/sandbox
