@@ -12,6 +12,14 @@ import sys
 from collections.abc import Sequence
 
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
+    "demo": (
+        "objectives_pipeline.commands.demo",
+        "Run the whole pipeline end to end on the embedded sandbox.",
+    ),
+    "health": (
+        "objectives_pipeline.commands.health",
+        "Show per-company objective health from the DuckDB file (read-only).",
+    ),
     "sandbox": (
         "objectives_pipeline.sandbox.cli",
         "Serve a seeded Planhat-compatible sandbox until stopped.",

@@ -1,0 +1,66 @@
+"""A typed client for Planhat's Objectives API.
+
+```python
+from objectives_pipeline.planhat import PlanhatClient
+
+with PlanhatClient.from_env() as client:          # PLANHAT_API_TOKEN, PLANHAT_BASE_URL
+    for page in client.iter_pages(limit=2000):    # raw bytes + parsed records
+        ...
+    client.bulk_upsert(rows, batch_size=5000)     # merged BulkUpsertResult
+```
+"""
+
+from .bulk import BatchOutcome, BulkItemError, BulkUpsertResult
+from .client import PlanhatClient
+from .config import DEFAULT_BASE_URL, MAX_BULK_BATCH, MAX_PAGE_SIZE, RetryPolicy
+from .errors import (
+    APIError,
+    AuthError,
+    BadRequestError,
+    BadResponseError,
+    ConfigError,
+    InvalidObjectiveError,
+    NotFoundError,
+    PlanhatConnectionError,
+    PlanhatError,
+    PlanhatTimeoutError,
+    PlanhatTransportError,
+    RateLimitedError,
+    ServerError,
+)
+from .models import DeleteResult, Objective, ObjectiveIn, ObjectivePage
+from .ratelimit import RateLimiter
+from .refs import CompanyRef, ObjectiveRef
+from .stats import ClientStats
+
+__all__ = [
+    "DEFAULT_BASE_URL",
+    "MAX_BULK_BATCH",
+    "MAX_PAGE_SIZE",
+    "APIError",
+    "AuthError",
+    "BadRequestError",
+    "BadResponseError",
+    "BatchOutcome",
+    "BulkItemError",
+    "BulkUpsertResult",
+    "ClientStats",
+    "CompanyRef",
+    "ConfigError",
+    "DeleteResult",
+    "InvalidObjectiveError",
+    "NotFoundError",
+    "Objective",
+    "ObjectiveIn",
+    "ObjectivePage",
+    "ObjectiveRef",
+    "PlanhatClient",
+    "PlanhatConnectionError",
+    "PlanhatError",
+    "PlanhatTimeoutError",
+    "PlanhatTransportError",
+    "RateLimitedError",
+    "RateLimiter",
+    "RetryPolicy",
+    "ServerError",
+]

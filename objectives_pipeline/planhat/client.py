@@ -1,0 +1,538 @@
+"""`PlanhatClient`: the Planhat Objectives API over httpx."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from types import TracebackType
+from typing import Any, Self
+from urllib.parse import quote
+
+import httpx
+from pydantic import SecretStr
+from pydantic import ValidationError as PydanticValidationError
+from pydantic_core import PydanticSerializationError, to_json
+
+from . import query
+from ._http import Reply, Request, Sender
+from .bulk import BatchOutcome, BulkUpsertResult, batch_result, has_keyable
+from .config import (
+    DEFAULT_BASE_URL,
+    MAX_BULK_BATCH,
+    MAX_CONCURRENCY,
+    MAX_PAGE_SIZE,
+    RetryPolicy,
+    check_base_url,
+    coerce_token,
+)
+from .errors import AuthError, BadResponseError, ConfigError, InvalidObjectiveError
+from .models import DeleteResult, Objective, ObjectiveIn, ObjectivePage
+from .paging import guard_progress, page_concurrently
+from .ratelimit import RateLimiter
+from .refs import CompanyRef, ObjectiveRef
+from .stats import ClientStats, StatsRecorder
+
+CompanyFilter = str | CompanyRef | Sequence[str | CompanyRef] | None
+Select = str | Sequence[str] | None
+ObjectiveId = str | ObjectiveRef
+BulkItem = ObjectiveIn | Mapping[str, Any]
+
+
+class PlanhatClient:
+    """A client for Planhat's Objectives API. Thread-safe; use it as a context manager.
+
+    Retries: 429, 5xx, connection errors, timeouts and unusable 2xx bodies are
+    retried with exponential backoff and jitter (or the server's Retry-After),
+    as `retry` says. Only requests that are safe to repeat are retried after
+    they may have reached Planhat: reads, updates, deletes, and bulk batches in
+    which every item has a keyable (``_id``, ``sourceId`` or ``externalId``).
+    `create_objective`, and bulk batches with an item without keyables, are
+    retried only when nothing can have been written (the connection was never
+    made, or the answer was 429): a retry could otherwise create duplicates.
+
+    Rate: at most `rate_limit_per_minute` requests per sliding minute, retries
+    included (None: no client-side limit; `rate_limiter` replaces it, e.g. to
+    share one limit between clients). Responses with a low
+    ``X-Rate-Limit-Remaining`` pause every request (see `RetryPolicy`).
+
+    `stats` counts requests, retries and waits; `max_in_flight` is the default
+    number of concurrent page requests of `iter_pages`.
+    """
+
+    def __init__(
+        self,
+        base_url: str = DEFAULT_BASE_URL,
+        token: str | SecretStr | None = None,
+        *,
+        timeout: float | httpx.Timeout = 30.0,
+        retry: RetryPolicy | None = None,
+        rate_limit_per_minute: int | None = 200,
+        rate_limiter: RateLimiter | None = None,
+        max_in_flight: int = 4,
+        max_query_length: int = query.MAX_QUERY_LENGTH,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        self._token = coerce_token(token)
+        self._base_url = check_base_url(base_url, self._token)
+        self._max_in_flight = _check_concurrency(max_in_flight, "max_in_flight")
+        _check_timeout(timeout)
+        if rate_limiter is None and rate_limit_per_minute is not None:
+            rate_limiter = RateLimiter.per_minute(_check_rate(rate_limit_per_minute))
+        if max_query_length < 100:
+            raise ConfigError(f"max_query_length must be at least 100, got {max_query_length!r}")
+        self._max_query_length = max_query_length
+        self.retry = retry or RetryPolicy()
+        self._stats = StatsRecorder()
+        headers = {"Accept": "application/json", "User-Agent": "objectives-pipeline"}
+        if self._token is not None:
+            headers["Authorization"] = f"Bearer {self._token.get_secret_value()}"
+        self._http = httpx.Client(
+            base_url=self._base_url,
+            headers=headers,
+            timeout=timeout,
+            transport=transport,
+            limits=httpx.Limits(
+                max_connections=MAX_CONCURRENCY, max_keepalive_connections=MAX_CONCURRENCY
+            ),
+        )
+        self._sender = Sender(
+            self._http,
+            token=self._token,
+            policy=self.retry,
+            limiter=rate_limiter,
+            stats=self._stats,
+        )
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **options: Any) -> PlanhatClient:
+        """A client for ``PLANHAT_BASE_URL`` (default https://api.planhat.com) with
+        ``PLANHAT_API_TOKEN``; `options` go to the constructor."""
+        env = os.environ if environ is None else environ
+        base_url = env.get("PLANHAT_BASE_URL", "").strip() or DEFAULT_BASE_URL
+        return cls(base_url, env.get("PLANHAT_API_TOKEN"), **options)
+
+    @property
+    def base_url(self) -> str:
+        return self._base_url
+
+    @property
+    def has_token(self) -> bool:
+        return self._token is not None
+
+    @property
+    def stats(self) -> ClientStats:
+        """A snapshot of the counters since creation or the last `reset_stats`."""
+        return self._stats.snapshot()
+
+    def reset_stats(self) -> ClientStats:
+        """Zero the counters; return their values before."""
+        return self._stats.snapshot(reset=True)
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        token = "'**********'" if self._token is not None else "None"
+        return f"PlanhatClient(base_url={self._base_url!r}, token={token})"
+
+    # -- reading --------------------------------------------------------------
+
+    def list_objectives(
+        self,
+        *,
+        company_id: CompanyFilter = None,
+        limit: int | None = None,
+        offset: int = 0,
+        sort: str | None = "_id",
+        select: Select = None,
+    ) -> list[Objective]:
+        """One page of objectives (Planhat's default page size is 100).
+
+        Several company ids are sent comma-joined; when they would make the query
+        longer than `max_query_length`, they are split over several requests, each
+        with the same limit and offset, and the results concatenated.
+        """
+        if limit is not None:
+            _check_limit(limit)
+        _check_offset(offset)
+        objectives: list[Objective] = []
+        for params in self._list_queries(company_id, sort=sort, select=select):
+            if limit is not None:
+                params["limit"] = str(limit)
+            params["offset"] = str(offset)
+            request = self._get_list(params, offset=offset, limit=limit)
+            reply = self._sender.send(request)
+            objectives.extend(_objective(r, request.label) for r in reply.data)
+        return objectives
+
+    def iter_pages(
+        self,
+        *,
+        limit: int = MAX_PAGE_SIZE,
+        sort: str | None = "_id",
+        select: Select = None,
+        company_id: CompanyFilter = None,
+        concurrency: int | None = None,
+    ) -> Iterator[ObjectivePage]:
+        """Every page of ``GET /objectives``, in offset order, until an empty page.
+
+        The offset advances by the records received, so a server that returns
+        fewer than `limit` loses nothing. `concurrency` (default `max_in_flight`)
+        requests are kept in flight; the result is the same as with 1. Sorted by
+        ``_id`` unless `sort` says otherwise (None: the server's order). A company
+        list too long for one query is paged query after query; `offset` then
+        restarts at 0 for each.
+
+        Offset paging has no snapshot isolation: objectives created or deleted
+        while paging can be skipped or repeated. Check completeness against
+        `list_objective_ids` when that matters.
+        """
+        _check_limit(limit)
+        workers = _check_concurrency(
+            self._max_in_flight if concurrency is None else concurrency, "concurrency"
+        )
+        queries = self._list_queries(company_id, sort=sort, select=select)
+        return self._pages(queries, limit=limit, concurrency=workers)
+
+    def _pages(
+        self, queries: list[dict[str, str]], *, limit: int, concurrency: int
+    ) -> Iterator[ObjectivePage]:
+        for params in queries:
+            fetch = self._page_fetcher(params)
+            yield from guard_progress(
+                page_concurrently(fetch, start=0, limit=limit, concurrency=concurrency)
+            )
+
+    def iter_objectives(
+        self,
+        *,
+        limit: int = MAX_PAGE_SIZE,
+        sort: str | None = "_id",
+        select: Select = None,
+        company_id: CompanyFilter = None,
+        concurrency: int | None = None,
+    ) -> Iterator[Objective]:
+        """Every objective, as `Objective` models; paging as in `iter_pages`."""
+        pages = self.iter_pages(
+            limit=limit, sort=sort, select=select, company_id=company_id, concurrency=concurrency
+        )
+        return (
+            _objective(record, f"GET /objectives offset={page.offset} limit={page.limit}")
+            for page in pages
+            for record in page.records
+        )
+
+    def list_objective_ids(
+        self,
+        *,
+        company_id: CompanyFilter = None,
+        limit: int = MAX_PAGE_SIZE,
+        concurrency: int | None = None,
+    ) -> list[str]:
+        """Every ``_id`` (``select=_id`` paging), e.g. to verify an extraction."""
+        pages = self.iter_pages(
+            limit=limit, sort="_id", select="_id", company_id=company_id, concurrency=concurrency
+        )
+        return [str(record["_id"]) for page in pages for record in page.records]
+
+    def get_objective(self, id: ObjectiveId) -> Objective:
+        """One objective by ``_id`` or `ObjectiveRef`."""
+        request = self._one("GET", id, idempotent=True)
+        return _objective(self._sender.send(request).data, request.label)
+
+    # -- writing --------------------------------------------------------------
+
+    def create_objective(self, obj: ObjectiveIn | Mapping[str, Any]) -> Objective:
+        """Create one objective; `name` and `companyId` are checked before sending.
+
+        Not retried once the request may have reached Planhat (see the class doc).
+        """
+        payload = _validated(obj).to_payload()
+        request = Request(
+            "POST",
+            "/objectives",
+            label="POST /objectives",
+            expect="object",
+            idempotent=False,
+            content=_json(payload),
+        )
+        return _objective(self._sender.send(request).data, request.label)
+
+    def update_objective(self, id: ObjectiveId, fields: Mapping[str, Any]) -> Objective:
+        """Change the given fields (API names, e.g. ``{"health": 4}``) of one objective."""
+        if not isinstance(fields, Mapping) or not fields:
+            raise InvalidObjectiveError("update_objective needs a non-empty mapping of fields")
+        request = self._one("PUT", id, idempotent=True, content=_json(dict(fields)))
+        return _objective(self._sender.send(request).data, request.label)
+
+    def delete_objective(self, id: ObjectiveId) -> DeleteResult:
+        """Delete one objective by ``_id`` or `ObjectiveRef`."""
+        reply = self._sender.send(self._one("DELETE", id, idempotent=True))
+        return DeleteResult.model_validate(reply.data)
+
+    def bulk_upsert(
+        self,
+        objects: Iterable[BulkItem],
+        *,
+        batch_size: int = MAX_BULK_BATCH,
+        on_batch: Callable[[BulkUpsertResult], None] | None = None,
+    ) -> BulkUpsertResult:
+        """Upsert any number of objectives in batches of at most `batch_size` (≤ 5,000).
+
+        Batches are sent one after another, as Planhat asks. Items are matched by
+        ``_id``, then ``sourceId``, then ``externalId``; items without any of them
+        are created every time they are sent. The merged result is `partial` when
+        any batch answered 206 or any item failed. `on_batch` gets each batch's
+        result as it arrives (its `requests[0].offset` locates it in the input).
+
+        A batch that fails outright raises; the batches before it were applied.
+        """
+        result = BulkUpsertResult()
+        try:
+            for batch in self.iter_bulk_upsert(objects, batch_size=batch_size):
+                if on_batch is not None:
+                    on_batch(batch)
+                result = result.merge(batch)
+        except Exception as exc:
+            if result.requests:
+                exc.add_note(
+                    f"{len(result.requests)} batch(es) with {result.item_count} items were "
+                    "applied before this failure"
+                )
+            raise
+        return result
+
+    def iter_bulk_upsert(
+        self, objects: Iterable[BulkItem], *, batch_size: int = MAX_BULK_BATCH
+    ) -> Iterator[BulkUpsertResult]:
+        """Like `bulk_upsert`, yielding each batch's result as it is sent."""
+        if (
+            isinstance(batch_size, bool)
+            or not isinstance(batch_size, int)
+            or not (1 <= batch_size <= MAX_BULK_BATCH)
+        ):
+            raise ConfigError(
+                f"batch_size must be an integer from 1 to {MAX_BULK_BATCH} (Planhat rejects "
+                f"larger bulk requests), got {batch_size!r}"
+            )
+        return self._bulk_batches(iter(objects), batch_size)
+
+    def _bulk_batches(
+        self, objects: Iterator[BulkItem], batch_size: int
+    ) -> Iterator[BulkUpsertResult]:
+        offset = 0
+        for index in itertools.count():
+            chunk = list(itertools.islice(objects, batch_size))
+            if not chunk:
+                return
+            items = [_bulk_item(obj, offset + i) for i, obj in enumerate(chunk)]
+            yield self._send_batch(items, index=index, offset=offset)
+            offset += len(items)
+
+    def _send_batch(
+        self, items: list[dict[str, Any]], *, index: int, offset: int
+    ) -> BulkUpsertResult:
+        label = f"PUT /objectives batch={index} items={len(items)} first_item={offset}"
+        request = Request(
+            "PUT",
+            "/objectives",
+            label=label,
+            expect="object",
+            idempotent=all(has_keyable(item) for item in items),
+            content=_json(items),
+        )
+        try:
+            reply = self._sender.send(request)
+            status, body, attempts = reply.status, reply.data, reply.attempts
+        except AuthError as exc:
+            # A 403 can be a per-item permission result rather than a bad token.
+            body = _permission_result(exc._body) if exc.status == 403 else None
+            if body is None:
+                raise
+            status, attempts = exc.status, exc.attempts
+        outcome = BatchOutcome(
+            index=index,
+            offset=offset,
+            item_count=len(items),
+            status=status,
+            partial=status != 200,
+            attempts=attempts,
+        )
+        try:
+            return batch_result(body, items=items, outcome=outcome)
+        except PydanticValidationError as exc:
+            raise BadResponseError(
+                "Planhat's bulk result does not have the documented shape; the batch was "
+                f"sent and may have been applied ({exc.error_count()} problems, first: "
+                f"{exc.errors()[0]['msg']})",
+                request=label,
+                retryable=False,
+            ) from None
+
+    # -- requests -------------------------------------------------------------
+
+    def _list_queries(
+        self, company_id: CompanyFilter, *, sort: str | None, select: Select
+    ) -> list[dict[str, str]]:
+        base: dict[str, str] = {}
+        if sort:
+            base["sort"] = sort
+        if select:
+            base["select"] = select if isinstance(select, str) else ",".join(select)
+        ids = query.company_ids(company_id)
+        if ids is None:
+            return [base]
+        chunks = query.company_chunks(ids, base, self._max_query_length)
+        return [{**base, "companyId": ",".join(chunk)} for chunk in chunks]
+
+    def _get_list(self, params: dict[str, str], *, offset: int, limit: int | None) -> Request:
+        label = f"GET /objectives offset={offset}"
+        if limit is not None:
+            label += f" limit={limit}"
+        if "companyId" in params:
+            label += f" companyId=<{params['companyId'].count(',') + 1} ids>"
+        return Request(
+            "GET", "/objectives", label=label, expect="list", idempotent=True, params=params
+        )
+
+    def _page_fetcher(self, params: dict[str, str]) -> Callable[[int, int], ObjectivePage]:
+        def fetch(offset: int, limit: int) -> ObjectivePage:
+            page_params = {**params, "offset": str(offset), "limit": str(limit)}
+            reply: Reply = self._sender.send(
+                self._get_list(page_params, offset=offset, limit=limit)
+            )
+            return ObjectivePage(
+                offset=offset,
+                limit=limit,
+                body=reply.body,
+                records=reply.data,
+                request_number=reply.request_number,
+                attempts=reply.attempts,
+            )
+
+        return fetch
+
+    def _one(
+        self, method: str, id: ObjectiveId, *, idempotent: bool, content: bytes | None = None
+    ) -> Request:
+        ref = id.value if isinstance(id, ObjectiveRef) else id
+        if not isinstance(ref, str) or not ref.strip():
+            raise InvalidObjectiveError(
+                f"An objective id must be a non-empty _id string or an ObjectiveRef, got {id!r}"
+            )
+        path = f"/objectives/{quote(ref, safe='')}"
+        return Request(
+            method,
+            path,
+            label=f"{method} {path}",
+            expect="object_or_empty" if method == "DELETE" else "object",
+            idempotent=idempotent,
+            content=content,
+        )
+
+
+def _check_limit(limit: int) -> int:
+    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_PAGE_SIZE:
+        raise ConfigError(
+            f"limit must be an integer from 1 to {MAX_PAGE_SIZE} (Planhat's largest page), "
+            f"got {limit!r}"
+        )
+    return limit
+
+
+def _check_offset(offset: int) -> int:
+    if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0:
+        raise ConfigError(f"offset must be a non-negative integer, got {offset!r}")
+    return offset
+
+
+def _check_timeout(timeout: float | httpx.Timeout) -> None:
+    if isinstance(timeout, httpx.Timeout):
+        return
+    if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not timeout > 0:
+        raise ConfigError(f"timeout must be a positive number of seconds, got {timeout!r}")
+
+
+def _check_rate(per_minute: int) -> int:
+    if isinstance(per_minute, bool) or not isinstance(per_minute, int) or per_minute < 1:
+        raise ConfigError(
+            "rate_limit_per_minute must be a positive integer or None (no limit), "
+            f"got {per_minute!r}"
+        )
+    return per_minute
+
+
+def _check_concurrency(value: int, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_CONCURRENCY:
+        raise ConfigError(
+            f"{name} must be an integer from 1 to {MAX_CONCURRENCY} (Planhat allows bursts "
+            f"of {MAX_CONCURRENCY} parallel requests), got {value!r}"
+        )
+    return value
+
+
+def _objective(data: Any, label: str) -> Objective:
+    try:
+        return Objective.model_validate(data)
+    except PydanticValidationError as exc:
+        record = data.get("_id") if isinstance(data, dict) else None
+        problem = exc.errors()[0]
+        where = ".".join(str(part) for part in problem["loc"])
+        raise BadResponseError(
+            f"Objective {record!r} from Planhat does not fit the Objective model ({where}: "
+            f"{problem['msg']}); iter_pages gives the raw records",
+            request=label,
+            retryable=False,
+        ) from None
+
+
+def _validated(obj: ObjectiveIn | Mapping[str, Any]) -> ObjectiveIn:
+    if isinstance(obj, ObjectiveIn):
+        return obj
+    try:
+        return ObjectiveIn.model_validate(obj)
+    except PydanticValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or 'objective'}: {e['msg']}" for e in exc.errors()
+        )
+        raise InvalidObjectiveError(f"Objective not sent: {problems}") from None
+
+
+def _bulk_item(obj: BulkItem, position: int) -> dict[str, Any]:
+    if isinstance(obj, ObjectiveIn):
+        return obj.to_payload()
+    if isinstance(obj, Mapping):
+        return dict(obj)
+    raise InvalidObjectiveError(
+        f"Bulk item {position} is a {type(obj).__name__}; pass ObjectiveIn or a mapping"
+    )
+
+
+def _json(payload: Any) -> bytes:
+    try:
+        return to_json(payload)
+    except PydanticSerializationError as exc:
+        raise InvalidObjectiveError(f"Objective data is not JSON-serializable: {exc}") from None
+
+
+def _permission_result(body: bytes) -> dict[str, Any] | None:
+    try:
+        parsed = json.loads(body)
+    except ValueError:
+        return None
+    if isinstance(parsed, dict) and isinstance(parsed.get("permissionErrors"), list):
+        return parsed
+    return None

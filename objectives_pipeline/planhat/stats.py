@@ -1,0 +1,97 @@
+"""Counters of what a client did: requests, retries and time spent waiting."""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+
+from pydantic import BaseModel, ConfigDict
+
+
+class ClientStats(BaseModel):
+    """A snapshot of a client's counters (e.g. for run metadata).
+
+    `requests` counts every HTTP attempt, retries included;
+    `rate_limit_wait_seconds` is time spent in the client-side rate limit and in
+    pauses for a low ``X-Rate-Limit-Remaining``; `retry_wait_seconds` is backoff
+    between attempts.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    requests: int = 0
+    retries: int = 0
+    retry_wait_seconds: float = 0.0
+    rate_limit_wait_seconds: float = 0.0
+    rate_limited_count: int = 0
+    low_quota_pauses: int = 0
+    transport_errors: int = 0
+    bad_responses: int = 0
+    responses_by_status: dict[int, int] = {}
+
+
+class StatsRecorder:
+    """Thread-safe mutable counters behind `ClientStats`."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._reset()
+
+    def _reset(self) -> None:
+        self._requests = 0
+        self._retries = 0
+        self._retry_wait = 0.0
+        self._rate_limit_wait = 0.0
+        self._low_quota_pauses = 0
+        self._transport_errors = 0
+        self._bad_responses = 0
+        self._statuses: Counter[int] = Counter()
+
+    def request_sent(self) -> int:
+        """Count a request; return its 1-based number."""
+        with self._lock:
+            self._requests += 1
+            return self._requests
+
+    def response(self, status: int) -> None:
+        with self._lock:
+            self._statuses[status] += 1
+
+    def retry(self, wait: float) -> None:
+        with self._lock:
+            self._retries += 1
+            self._retry_wait += wait
+
+    def rate_limit_wait(self, seconds: float) -> None:
+        if seconds > 0:
+            with self._lock:
+                self._rate_limit_wait += seconds
+
+    def low_quota_pause(self) -> None:
+        with self._lock:
+            self._low_quota_pauses += 1
+
+    def transport_error(self) -> None:
+        with self._lock:
+            self._transport_errors += 1
+
+    def bad_response(self) -> None:
+        with self._lock:
+            self._bad_responses += 1
+
+    def snapshot(self, *, reset: bool = False) -> ClientStats:
+        with self._lock:
+            stats = ClientStats(
+                requests=self._requests,
+                retries=self._retries,
+                retry_wait_seconds=round(self._retry_wait, 6),
+                rate_limit_wait_seconds=round(self._rate_limit_wait, 6),
+                rate_limited_count=self._statuses[429],
+                low_quota_pauses=self._low_quota_pauses,
+                transport_errors=self._transport_errors,
+                bad_responses=self._bad_responses,
+                responses_by_status=dict(sorted(self._statuses.items())),
+            )
+            if reset:
+                self._reset()
+            return stats

@@ -1,0 +1,195 @@
+"""The sandbox's ASGI application: Planhat's objective routes plus fault injection."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response
+from starlette.routing import Route
+from starlette.types import ASGIApp
+
+from objectives_pipeline.sandbox.faults import FaultEngine
+from objectives_pipeline.sandbox.middleware import HEALTH_PATH, FaultMiddleware, RequestRecord
+from objectives_pipeline.sandbox.store import InvalidObjective, SandboxStore, dumps
+
+_HTML_ERROR_PAGE = (
+    b"<!DOCTYPE html><html><head><title>502 Bad Gateway</title></head>"
+    b"<body><h1>502 Bad Gateway</h1><p>The upstream server is unavailable.</p></body></html>"
+)
+
+
+@dataclass
+class SandboxContext:
+    """Everything the routes and the fault middleware share."""
+
+    store: SandboxStore
+    engine: FaultEngine
+    token: str = field(repr=False)
+    request_log: list[RequestRecord] = field(default_factory=list)
+    max_bulk_items: int = 5000
+    max_limit: int = 2000
+
+
+def _json(value: Any, status: int = 200) -> Response:
+    return Response(dumps(value), status_code=status, media_type="application/json")
+
+
+def _error(message: str, status: int) -> Response:
+    return _json({"error": message}, status)
+
+
+def _notes(request: Request) -> dict[str, Any]:
+    notes: dict[str, Any] = request.scope["sandbox"]
+    return notes
+
+
+async def _json_body(request: Request) -> Any:
+    raw = await request.body()
+    try:
+        return json.loads(raw)
+    except ValueError as exc:
+        raise _BadRequest("Body is not valid JSON") from exc
+
+
+class _BadRequest(Exception):
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+def _invalid(exc: InvalidObjective) -> Response:
+    # Planhat answers 400 sometimes as plain text, sometimes as an object: both are served.
+    if exc.field == "name":
+        return PlainTextResponse(exc.message, status_code=400)
+    return _error(exc.message, 400)
+
+
+def _query_int(request: Request, name: str, default: int, minimum: int) -> int:
+    text = request.query_params.get(name)
+    if text is None or text == "":
+        return default
+    try:
+        value = int(text)
+    except ValueError as exc:
+        raise _BadRequest(f"{name} must be an integer") from exc
+    if value < minimum:
+        raise _BadRequest(f"{name} must be at least {minimum}")
+    return value
+
+
+def _split(text: str | None) -> list[str] | None:
+    """A comma-separated parameter as a list; None when absent or empty."""
+    parts = [part.strip() for part in (text or "").split(",") if part.strip()]
+    return parts or None
+
+
+def build_app(ctx: SandboxContext) -> ASGIApp:
+    """The sandbox ASGI app for `ctx`."""
+
+    async def health(request: Request) -> Response:
+        return _json({"status": "ok", "sandbox": True, "pid": os.getpid()})
+
+    async def list_objectives(request: Request) -> Response:
+        faults = ctx.engine.faults
+        limit = min(_query_int(request, "limit", 100, 1), ctx.max_limit)
+        if faults.page_cap is not None:
+            limit = min(limit, max(faults.page_cap, 0))
+        offset = _query_int(request, "offset", 0, 0)
+        if faults.churn_per_list_request > 0:
+            ctx.store.churn(faults.churn_per_list_request, ctx.engine.rng)
+        body, count = ctx.store.list_page(
+            offset=offset,
+            limit=limit,
+            sort=request.query_params.get("sort") or None,
+            company_refs=_split(request.query_params.get("companyId")),
+            select=_split(request.query_params.get("select")),
+        )
+        _notes(request)["n_items"] = count
+        if ctx.engine.roll(faults.non_json_rate):
+            _notes(request)["fault"] = "non_json"
+            return Response(_HTML_ERROR_PAGE, media_type="text/html; charset=utf-8")
+        if ctx.engine.roll(faults.truncate_rate):
+            _notes(request)["fault"] = "truncate"
+            body = body[: len(body) // 2]
+        return Response(body, media_type="application/json")
+
+    async def bulk_upsert(request: Request) -> Response:
+        items = await _json_body(request)
+        if not isinstance(items, list):
+            raise _BadRequest("Body must be a JSON array of objectives")
+        _notes(request)["n_items"] = len(items)
+        if len(items) > ctx.max_bulk_items:
+            raise _BadRequest(f"Too many items: {len(items)}, the maximum is {ctx.max_bulk_items}")
+        faults = ctx.engine.faults
+        crash_after = ctx.engine.bulk_crash_after()
+        result = ctx.store.bulk_upsert(
+            items if crash_after is None else items[:crash_after],
+            failing_source_ids=set(faults.bulk_item_error_source_ids),
+            forbidden_source_ids=set(faults.bulk_item_permission_source_ids),
+        )
+        if crash_after is not None:
+            _notes(request)["fault"] = "bulk_500"
+            return _error("Internal server error", 500)
+        failed = result["createdErrors"] or result["updatedErrors"] or result["permissionErrors"]
+        return _json(result, 206 if failed else 200)
+
+    async def create_objective(request: Request) -> Response:
+        item = await _json_body(request)
+        if not isinstance(item, dict):
+            raise _BadRequest("Body must be a JSON object")
+        try:
+            return _json(ctx.store.create(item))
+        except InvalidObjective as exc:
+            return _invalid(exc)
+
+    async def get_objective(request: Request) -> Response:
+        raw = ctx.store.get_raw(request.path_params["ref"])
+        if raw is None:
+            return _error("Objective not found", 404)
+        return Response(raw, media_type="application/json")
+
+    async def update_objective(request: Request) -> Response:
+        changes = await _json_body(request)
+        if not isinstance(changes, dict):
+            raise _BadRequest("Body must be a JSON object")
+        try:
+            updated = ctx.store.update(request.path_params["ref"], changes)
+        except InvalidObjective as exc:
+            return _invalid(exc)
+        if updated is None:
+            return _error("Objective not found", 404)
+        return _json(updated)
+
+    async def delete_objective(request: Request) -> Response:
+        if not ctx.store.delete(request.path_params["ref"]):
+            return _error("Objective not found", 404)
+        return _json({"n": 1, "ok": 1, "deletedCount": 1})
+
+    def guarded(endpoint: Callable[[Request], Any]) -> Callable[[Request], Any]:
+        async def run(request: Request) -> Response:
+            try:
+                response: Response = await endpoint(request)
+            except _BadRequest as exc:
+                return _error(exc.message, 400)
+            return response
+
+        return run
+
+    starlette = Starlette(
+        routes=[
+            Route(HEALTH_PATH, health, methods=["GET"]),
+            Route("/objectives", guarded(list_objectives), methods=["GET"]),
+            Route("/objectives", guarded(bulk_upsert), methods=["PUT"]),
+            Route("/objectives", guarded(create_objective), methods=["POST"]),
+            Route("/objectives/{ref}", guarded(get_objective), methods=["GET"]),
+            Route("/objectives/{ref}", guarded(update_objective), methods=["PUT"]),
+            Route("/objectives/{ref}", guarded(delete_objective), methods=["DELETE"]),
+        ]
+    )
+    return FaultMiddleware(starlette, ctx)
