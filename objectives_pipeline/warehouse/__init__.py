@@ -1,0 +1,91 @@
+"""The DuckDB warehouse: snapshot storage, atomic partition loads, and the SQL-model runner.
+
+No Dagster here: the orchestration layer wires these functions into assets.
+
+Connections (:mod:`.connection`)
+    ``Warehouse(path, *, lock_timeout=30.0, memory_limit=None, threads=None)`` and
+    ``Warehouse.from_env()`` (``OBJECTIVES_DUCKDB_PATH``, default
+    ``data/objectives.duckdb``; ``md:`` paths pass through). ``warehouse.connect(
+    read_only=False)`` is a context manager yielding a DuckDB connection; it waits
+    for another process's lock up to ``lock_timeout``, then raises
+    :class:`WarehouseLockedError`.
+
+Extract-load (:mod:`.staging`, :mod:`.raw`)
+    ``SnapshotStager`` stages raw page bodies on disk (``add_page(bytes)``,
+    ``add_records(list)``, ``add_id_page(bytes)`` and ``id_check()`` for the
+    completeness pass). ``load_snapshot(warehouse, stager, snapshot_date,
+    captured_at)`` replaces one partition of ``raw.planhat_objectives`` in one
+    transaction and returns a :class:`SnapshotLoadResult`.
+    ``snapshot_quality(warehouse, snapshot_date, health_low, health_high)``
+    returns the figures the asset checks need (:class:`SnapshotQuality`).
+
+SQL models (:mod:`.models`)
+    ``discover_models(sql_dir)`` returns :class:`SqlModel` objects in dependency
+    order; ``build_model(warehouse_or_connection, model, variables)`` builds one
+    and returns a :class:`ModelBuildResult`.
+
+Errors (:mod:`.errors`)
+    Everything raised on purpose is a :class:`WarehouseError`, with a message
+    meant for the user.
+"""
+
+from .connection import DEFAULT_DATABASE_PATH, DUCKDB_PATH_ENV_VAR, Warehouse
+from .errors import (
+    ModelError,
+    SnapshotLoadError,
+    WarehouseError,
+    WarehouseLockedError,
+    WarehouseNotFoundError,
+)
+from .models import (
+    DEFAULT_SQL_DIR,
+    DEFAULT_VARIABLES,
+    ModelBuildResult,
+    SqlModel,
+    build_model,
+    discover_models,
+    topological_order,
+)
+from .quality import PREVIEW_COLUMNS, SnapshotQuality, snapshot_quality
+from .raw import (
+    LOAD_MEMORY_LIMIT,
+    LOAD_THREADS,
+    RAW_OBJECTIVES_TABLE,
+    LoadStep,
+    SnapshotLoadResult,
+    ensure_raw_table,
+    load_snapshot,
+)
+from .sql_refs import TableRef
+from .staging import IdCheck, SnapshotStager
+
+__all__ = [
+    "DEFAULT_DATABASE_PATH",
+    "DEFAULT_SQL_DIR",
+    "DEFAULT_VARIABLES",
+    "DUCKDB_PATH_ENV_VAR",
+    "LOAD_MEMORY_LIMIT",
+    "LOAD_THREADS",
+    "PREVIEW_COLUMNS",
+    "RAW_OBJECTIVES_TABLE",
+    "IdCheck",
+    "LoadStep",
+    "ModelBuildResult",
+    "ModelError",
+    "SnapshotLoadError",
+    "SnapshotLoadResult",
+    "SnapshotQuality",
+    "SnapshotStager",
+    "SqlModel",
+    "TableRef",
+    "Warehouse",
+    "WarehouseError",
+    "WarehouseLockedError",
+    "WarehouseNotFoundError",
+    "build_model",
+    "discover_models",
+    "ensure_raw_table",
+    "load_snapshot",
+    "snapshot_quality",
+    "topological_order",
+]

@@ -1,0 +1,248 @@
+"""The raw snapshot table and the atomic load that replaces one of its partitions.
+
+Table ``raw.planhat_objectives`` holds one row per objective per
+``snapshot_date`` (unique on ``(snapshot_date, objective_id)``, enforced by the
+load rather than by an index):
+
+==============  ============  ==================================================
+column          type          meaning
+==============  ============  ==================================================
+snapshot_date   DATE          the partition
+objective_id    VARCHAR       ``_id``
+name            VARCHAR       ``name``
+health          DOUBLE        ``health``; NULL when missing or not a number
+company_id      VARCHAR       ``companyId``
+company_name    VARCHAR       ``companyName``
+external_id     VARCHAR       ``externalId`` (numbers become text)
+source_id       VARCHAR       ``sourceId``
+custom          JSON          ``custom`` when it is an object
+usage           JSON          ``usage`` when it is an object
+captured_at     TIMESTAMP     when the extraction ran, in UTC
+extra           JSON          every other field (``__v``, fields Planhat adds later)
+load_issues     VARCHAR[]     what was unexpected, e.g. ``health is not a number``,
+                              ``custom is not an object``, ``companyId missing``;
+                              empty for a clean record
+raw_record      JSON          the record exactly as received, only when
+                              ``load_issues`` is not empty
+==============  ============  ==================================================
+
+Nothing is dropped: a record with unexpected types is loaded with what could be
+read, flagged in ``load_issues`` and kept whole in ``raw_record``.
+
+:func:`load_snapshot` runs, in one transaction on a short-lived read-write
+connection: delete the partition, insert every staged record through DuckDB's
+JSON reader, remove repeated ``objective_id`` values (the copy staged last is
+kept), commit. On any error, or if the process dies, the transaction is rolled
+back and the partition keeps its previous contents.
+
+Memory: DuckDB streams the staged files into the table. The only state that
+grows with the snapshot is the narrow set of ids used to find repeats, and
+DuckDB spills it to ``<database>.tmp`` beyond the load's ``memory_limit``
+(default :data:`LOAD_MEMORY_LIMIT`), so peak memory stays flat.
+"""
+
+from __future__ import annotations
+
+import enum
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from typing import Any
+
+import duckdb
+
+from . import raw_sql
+from .connection import Warehouse
+from .errors import SnapshotLoadError
+from .staging import SnapshotStager
+
+__all__ = [
+    "LOAD_MEMORY_LIMIT",
+    "LOAD_THREADS",
+    "RAW_OBJECTIVES_TABLE",
+    "LoadStep",
+    "SnapshotLoadResult",
+    "ensure_raw_table",
+    "load_snapshot",
+]
+
+RAW_OBJECTIVES_TABLE = "raw.planhat_objectives"
+# Measured on sandbox-shaped records: with one thread and this cap, loading 1,000,000
+# objectives peaks at about 1.15x the RSS of loading 100,000; with DuckDB's defaults
+# (a buffer pool of up to 80% of RAM) at about 1.8x. DuckDB's JSON functions need
+# about 110 MB of working memory per thread; raise the cap by that much per thread.
+LOAD_MEMORY_LIMIT = "256MB"
+LOAD_THREADS = 1
+
+
+class LoadStep(enum.Enum):
+    """Milestones of :func:`load_snapshot`, reported to its ``on_step`` callback."""
+
+    BEGUN = "begun"
+    PREVIOUS_DELETED = "previous partition deleted"
+    INSERTED = "staged records inserted"
+    COMMITTED = "committed"
+
+
+@dataclass(frozen=True)
+class SnapshotLoadResult:
+    """What :func:`load_snapshot` wrote.
+
+    Attributes:
+        snapshot_date: the partition that was replaced.
+        rows: rows in the partition now.
+        companies: distinct ``company_id`` values in it.
+        duplicates_removed: staged records left out because another copy of the
+            same ``objective_id`` was staged later.
+        flagged_rows: rows with at least one load issue.
+        issues: how many rows carry each load issue.
+        replaced_rows: rows the partition held before.
+        pages: staged files read.
+        seconds: wall time, waiting for the database lock included.
+    """
+
+    snapshot_date: date
+    rows: int
+    companies: int
+    duplicates_removed: int
+    flagged_rows: int
+    issues: dict[str, int] = field(default_factory=dict)
+    replaced_rows: int = 0
+    pages: int = 0
+    seconds: float = 0.0
+
+
+def ensure_raw_table(con: duckdb.DuckDBPyConnection) -> None:
+    """Create schema ``raw`` and table ``raw.planhat_objectives`` if they do not exist."""
+    con.execute(raw_sql.CREATE_TABLE)
+
+
+def load_snapshot(
+    warehouse: Warehouse,
+    stager: SnapshotStager,
+    snapshot_date: date,
+    captured_at: datetime,
+    *,
+    memory_limit: str | None = LOAD_MEMORY_LIMIT,
+    threads: int | None = LOAD_THREADS,
+    on_step: Callable[[LoadStep], None] | None = None,
+) -> SnapshotLoadResult:
+    """Replace partition ``snapshot_date`` with the staged records, atomically.
+
+    ``captured_at`` is stored in UTC: an aware datetime is converted, a naive
+    one is taken to be UTC already.
+    ``memory_limit`` and ``threads`` apply to DuckDB for the duration of the load
+    (``None`` keeps the current setting); the defaults keep peak memory flat.
+    ``on_step`` is called at each :class:`LoadStep`; all but ``COMMITTED``
+    happen inside the transaction.
+
+    Raises :class:`SnapshotLoadError` when nothing was staged or a staged page
+    cannot be read, and :class:`WarehouseLockedError` when the database stays
+    locked; in every case the partition keeps its previous contents.
+    """
+    if isinstance(snapshot_date, datetime) or not isinstance(snapshot_date, date):
+        raise TypeError(f"snapshot_date must be a date, got {snapshot_date!r}")
+    if not isinstance(captured_at, datetime):
+        raise TypeError(f"captured_at must be a datetime, got {captured_at!r}")
+    if captured_at.utcoffset() is not None:
+        captured_at = captured_at.astimezone(UTC).replace(tzinfo=None)
+    if not stager.pages:
+        raise SnapshotLoadError(
+            f"Nothing was staged for snapshot {snapshot_date}, so its partition was left as "
+            f"it was. (An extraction that finds no objectives still stages one '[]' page.)"
+        )
+    notify = on_step or _ignore
+    day = {"snapshot_date": snapshot_date}
+    files = [str(p) for p in stager.pages]
+    started = time.perf_counter()
+    with warehouse.connect() as con, _settings(con, memory_limit=memory_limit, threads=threads):
+        con.execute("BEGIN TRANSACTION")
+        try:
+            notify(LoadStep.BEGUN)
+            ensure_raw_table(con)
+            replaced = _scalar(con, raw_sql.DELETE_PARTITION, day)
+            notify(LoadStep.PREVIOUS_DELETED)
+            _read_staged(con, raw_sql.FIND_REPEATS, snapshot_date, {"files": files})
+            duplicates = _scalar(con, raw_sql.COUNT_REPEATS, {})
+            _read_staged(
+                con,
+                raw_sql.INSERT,
+                snapshot_date,
+                {
+                    "files": files,
+                    "paths": raw_sql.FIELD_PATHS,
+                    "snapshot_date": snapshot_date,
+                    "captured_at": captured_at,
+                    "known_keys": raw_sql.KNOWN_KEYS_AS_NULLS,
+                },
+            )
+            con.execute(raw_sql.REMOVE_SAME_PAGE_REPEATS, day)
+            con.execute("DROP TABLE staged_repeats")
+            notify(LoadStep.INSERTED)
+            rows, companies, flagged = _row(con, raw_sql.PARTITION_SUMMARY, day)
+            issues = {str(k): int(v) for k, v in con.execute(raw_sql.ISSUE_COUNTS, day).fetchall()}
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+    notify(LoadStep.COMMITTED)
+    return SnapshotLoadResult(
+        snapshot_date=snapshot_date,
+        rows=int(rows),
+        companies=int(companies),
+        duplicates_removed=duplicates,
+        flagged_rows=int(flagged),
+        issues=issues,
+        replaced_rows=replaced,
+        pages=len(files),
+        seconds=time.perf_counter() - started,
+    )
+
+
+def _ignore(step: LoadStep) -> None:
+    pass
+
+
+@contextmanager
+def _settings(con: duckdb.DuckDBPyConnection, **settings: object) -> Iterator[None]:
+    """Apply DuckDB settings, then restore them: they are shared by the whole database."""
+    wanted = {name: value for name, value in settings.items() if value is not None}
+    previous = {name: _row(con, f"SELECT current_setting('{name}')", {})[0] for name in wanted}
+    for name, value in wanted.items():
+        con.execute(f"SET {name} = ?", [value])
+    try:
+        yield
+    finally:
+        for name, value in previous.items():
+            con.execute(f"SET {name} = ?", [value])
+
+
+def _read_staged(
+    con: duckdb.DuckDBPyConnection, sql: str, snapshot_date: date, params: dict[str, Any]
+) -> None:
+    try:
+        con.execute(sql, params)
+    except duckdb.OutOfMemoryException as error:
+        raise SnapshotLoadError(
+            f"DuckDB ran out of memory loading snapshot {snapshot_date}, so its partition was "
+            f"left as it was. Pass a larger memory_limit to load_snapshot. DuckDB said: {error}"
+        ) from error
+    except (duckdb.InvalidInputException, duckdb.IOException) as error:
+        raise SnapshotLoadError(
+            f"Could not read the staged pages of snapshot {snapshot_date}, so its partition "
+            f"was left as it was. DuckDB said: {error}"
+        ) from error
+
+
+def _scalar(con: duckdb.DuckDBPyConnection, sql: str, params: dict[str, Any]) -> int:
+    value = _row(con, sql, params)[0]
+    assert isinstance(value, int)
+    return value
+
+
+def _row(con: duckdb.DuckDBPyConnection, sql: str, params: dict[str, Any]) -> tuple[Any, ...]:
+    row = con.execute(sql, params).fetchone()
+    assert row is not None, "DuckDB returned no row for an aggregate query"
+    return tuple(row)
