@@ -80,10 +80,10 @@ class APIError(_RequestError):
         return parts[1] if len(parts) > 1 else ""
 
     def __str__(self) -> str:
-        server = f" Planhat said: {self.server_message}" if self.server_message else ""
+        server = f". Planhat said: {self.server_message}" if self.server_message else ""
         request_id = f"; request id {self.request_id}" if self.request_id else ""
         tries = f" after {self.attempts} attempts" if self.attempts > 1 else ""
-        return f"{self.message}{server} [{self.request}: HTTP {self.status}{request_id}{tries}]"
+        return f"{self.message.rstrip('.')}{server} [{self.request}: HTTP {self.status}{request_id}{tries}]"
 
 
 class AuthError(APIError):

@@ -1,0 +1,1 @@
+"""Subcommands of `objectives-pipeline` (each: add_arguments(parser), run(args) -> int)."""

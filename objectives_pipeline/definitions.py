@@ -1,0 +1,34 @@
+"""`defs`: everything Dagster loads (see workspace.yaml)."""
+
+from collections.abc import Mapping
+from typing import Any
+
+import dagster as dg
+
+from objectives_pipeline.defs.extract_assets import planhat_objectives
+from objectives_pipeline.defs.jobs import objectives_elt, objectives_elt_daily
+from objectives_pipeline.defs.resources import (
+    planhat_resource_from_env,
+    sql_models_resource_from_env,
+    warehouse_resource_from_env,
+)
+from objectives_pipeline.defs.sql_assets import build_sql_model_assets
+
+
+def build_defs(resources: Mapping[str, Any]) -> dg.Definitions:
+    """The project's definitions bound to `resources` (planhat, warehouse, sql_models)."""
+    return dg.Definitions(
+        assets=[planhat_objectives, *build_sql_model_assets()],
+        jobs=[objectives_elt],
+        schedules=[objectives_elt_daily],
+        resources=dict(resources),
+    )
+
+
+defs = build_defs(
+    {
+        "planhat": planhat_resource_from_env(),
+        "warehouse": warehouse_resource_from_env(),
+        "sql_models": sql_models_resource_from_env(),
+    }
+)

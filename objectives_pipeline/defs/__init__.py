@@ -1,0 +1,1 @@
+"""Dagster wiring: resources, assets, checks, jobs, schedules and sensors."""

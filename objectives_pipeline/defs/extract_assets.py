@@ -1,0 +1,194 @@
+"""The extract-load asset `planhat_objectives` and its data-quality checks."""
+
+from datetime import UTC, date
+
+import dagster as dg
+from pydantic import Field
+
+from objectives_pipeline.defs.partitions import daily_partitions
+from objectives_pipeline.defs.resources import PlanhatResource, WarehouseResource
+from objectives_pipeline.extract import ExtractOptions, ExtractResult, extract_snapshot
+from objectives_pipeline.planhat import PlanhatError
+from objectives_pipeline.warehouse import SnapshotQuality, WarehouseError, snapshot_quality
+
+DUCKDB_POOL = "duckdb_writer"
+PREVIEW_ROWS = 10
+
+CHECKS = [
+    dg.AssetCheckSpec(
+        "unique_objective_per_snapshot",
+        asset="planhat_objectives",
+        description="One row per (snapshot_date, objective_id).",
+    ),
+    dg.AssetCheckSpec(
+        "company_id_present",
+        asset="planhat_objectives",
+        description="Every objective names its company.",
+    ),
+    dg.AssetCheckSpec(
+        "health_in_range",
+        asset="planhat_objectives",
+        description="Health values fall within the configured range (warns).",
+    ),
+    dg.AssetCheckSpec(
+        "row_count_stable",
+        asset="planhat_objectives",
+        description="The snapshot did not shrink sharply against the previous one (warns).",
+    ),
+    dg.AssetCheckSpec(
+        "records_well_formed",
+        asset="planhat_objectives",
+        description="No record had fields of unexpected types (warns; such rows are kept and flagged).",
+    ),
+]
+
+
+class ExtractConfig(dg.Config):
+    """Run configuration of `planhat_objectives`."""
+
+    page_size: int = Field(
+        default=2000,
+        ge=1,
+        le=2000,
+        description="Objectives per request (Planhat's maximum is 2000).",
+    )
+    concurrency: int = Field(
+        default=4, ge=1, le=16, description="Pages fetched at once, within the rate limit."
+    )
+    verify_completeness: bool = Field(
+        default=True, description="List every _id after paging and fetch what paging skipped."
+    )
+    health_min: float = Field(default=0.0, description="Lowest expected health value.")
+    health_max: float = Field(default=5.0, description="Highest expected health value.")
+    max_row_drop_share: float = Field(
+        default=0.2,
+        ge=0,
+        le=1,
+        description="Warn when the snapshot has this share fewer rows than the previous one.",
+    )
+
+
+@dg.asset(
+    key="planhat_objectives",
+    partitions_def=daily_partitions,
+    pool=DUCKDB_POOL,
+    check_specs=CHECKS,
+    group_name="extract_load",
+    kinds={"python", "duckdb"},
+    description=(
+        "Daily snapshot of every Planhat objective in raw.planhat_objectives. Planhat exposes only "
+        "current state: materializing a past date captures the state at run time (see captured_at)."
+    ),
+)
+def planhat_objectives(
+    context: dg.AssetExecutionContext,
+    config: ExtractConfig,
+    planhat: PlanhatResource,
+    warehouse: WarehouseResource,
+) -> dg.MaterializeResult:
+    snapshot_date = date.fromisoformat(context.partition_key)
+    wh = warehouse.get_warehouse()
+    context.log.info(f"Extracting objectives from {planhat.describe_target()} for {snapshot_date}")
+    options = ExtractOptions(config.page_size, config.concurrency, config.verify_completeness)
+    try:
+        with planhat.get_client(context.log) as client:
+            result = extract_snapshot(client, wh, snapshot_date, options, context.log.info)
+    except (PlanhatError, WarehouseError) as exc:
+        raise dg.Failure(
+            description=(
+                f"Snapshot {snapshot_date} was not taken; the partition keeps its previous "
+                f"contents. {exc}"
+            ),
+            metadata={"error_type": type(exc).__name__},
+        ) from exc
+    quality = snapshot_quality(wh, snapshot_date, config.health_min, config.health_max)
+    return dg.MaterializeResult(
+        metadata=_metadata(result, planhat, quality.preview),
+        check_results=_check_results(quality, config),
+    )
+
+
+def _metadata(
+    result: ExtractResult, planhat: PlanhatResource, preview: list[dict[str, object]]
+) -> dict[str, object]:
+    stats = result.client_stats
+    return {
+        "rows": result.load.rows,
+        "companies": result.load.companies,
+        "pages": result.pages,
+        "requests": stats.get("requests", 0),
+        "retries": stats.get("retries", 0),
+        "retry_wait_seconds": round(float(stats.get("retry_wait_seconds", 0.0)), 3),  # type: ignore[arg-type]
+        "rate_limit_wait_seconds": round(float(stats.get("rate_limit_wait_seconds", 0.0)), 3),  # type: ignore[arg-type]
+        "seconds": round(result.seconds, 3),
+        "records_per_second": round(result.records_per_second, 1),
+        "duplicates_removed": result.load.duplicates_removed,
+        "flagged_rows": result.load.flagged_rows,
+        "repaired_by_verification": result.repaired,
+        "deleted_during_run": result.deleted_during_run,
+        "appeared_during_run": result.appeared_during_run,
+        "captured_at": dg.MetadataValue.timestamp(result.captured_at.replace(tzinfo=UTC)),
+        "source": planhat.describe_target(),
+        "preview": dg.MetadataValue.md(_markdown_table(preview)),
+    }
+
+
+def _check_results(quality: SnapshotQuality, config: ExtractConfig) -> list[dg.AssetCheckResult]:
+    warn = dg.AssetCheckSeverity.WARN
+    drop_share = quality.row_drop_share
+    return [
+        dg.AssetCheckResult(
+            check_name="unique_objective_per_snapshot",
+            passed=quality.duplicate_ids == 0,
+            metadata={"duplicate_objective_ids": quality.duplicate_ids},
+        ),
+        dg.AssetCheckResult(
+            check_name="company_id_present",
+            passed=quality.missing_company_id == 0,
+            metadata={"rows_without_company_id": quality.missing_company_id},
+        ),
+        dg.AssetCheckResult(
+            check_name="health_in_range",
+            passed=quality.health_out_of_range == 0,
+            severity=warn,
+            metadata={
+                "rows_out_of_range": quality.health_out_of_range,
+                "expected_min": config.health_min,
+                "expected_max": config.health_max,
+                "observed_min": quality.health_min,
+                "observed_max": quality.health_max,
+            },
+        ),
+        dg.AssetCheckResult(
+            check_name="row_count_stable",
+            passed=drop_share is None or drop_share <= config.max_row_drop_share,
+            severity=warn,
+            metadata={
+                "rows": quality.rows,
+                "previous_snapshot_rows": quality.previous_rows,
+                "previous_snapshot_date": str(quality.previous_snapshot_date),
+                "drop_share": drop_share,
+                "max_drop_share": config.max_row_drop_share,
+            },
+        ),
+        dg.AssetCheckResult(
+            check_name="records_well_formed",
+            passed=quality.flagged_rows == 0,
+            severity=warn,
+            metadata={
+                "flagged_rows": quality.flagged_rows,
+                "find_them": "SELECT * FROM raw.planhat_objectives WHERE len(load_issues) > 0",
+            },
+        ),
+    ]
+
+
+def _markdown_table(rows: list[dict[str, object]]) -> str:
+    if not rows:
+        return "_no rows_"
+    columns = list(rows[0])
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    for row in rows:
+        cells = (str(row[c]).replace("|", "\\|").replace("\n", " ")[:60] for c in columns)
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)

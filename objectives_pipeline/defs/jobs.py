@@ -1,0 +1,35 @@
+"""The ELT job and its daily schedule."""
+
+import os
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+import dagster as dg
+
+from objectives_pipeline.defs.partitions import TIMEZONE
+
+#: When the daily snapshot runs, as cron in OBJECTIVES_TIMEZONE (OBJECTIVES_SCHEDULE_CRON).
+SCHEDULE_CRON = os.environ.get("OBJECTIVES_SCHEDULE_CRON", "0 6 * * *")
+
+ELT_SELECTION = dg.AssetSelection.assets(
+    "planhat_objectives"
+).downstream() - dg.AssetSelection.groups("reverse_etl")
+
+objectives_elt = dg.define_asset_job(
+    name="objectives_elt",
+    selection=ELT_SELECTION,
+    description="Today's snapshot of every Planhat objective, then every SQL model built on it.",
+)
+
+
+@dg.schedule(
+    job=objectives_elt,
+    cron_schedule=SCHEDULE_CRON,
+    execution_timezone=TIMEZONE,
+    default_status=dg.DefaultScheduleStatus.STOPPED,
+    description="Snapshot the objectives of the day the schedule fires (in OBJECTIVES_TIMEZONE).",
+)
+def objectives_elt_daily(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
+    fired_at = context.scheduled_execution_time or datetime.now(ZoneInfo(TIMEZONE))
+    partition_key = fired_at.astimezone(ZoneInfo(TIMEZONE)).date().isoformat()
+    return dg.RunRequest(run_key=partition_key, partition_key=partition_key)

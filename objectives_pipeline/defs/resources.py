@@ -1,0 +1,135 @@
+"""Dagster resources: the Planhat client, the DuckDB warehouse and SQL-model settings."""
+
+import logging
+import os
+from pathlib import Path
+
+import dagster as dg
+from pydantic import Field, PrivateAttr
+
+from objectives_pipeline.planhat import ConfigError, PlanhatClient, RetryPolicy
+from objectives_pipeline.sandbox.embedded import ensure_sandbox
+from objectives_pipeline.warehouse import Warehouse
+
+DEFAULT_BASE_URL = "https://api.planhat.com"
+DEFAULT_DUCKDB_PATH = "data/objectives.duckdb"
+DEFAULT_SANDBOX_DIR = "data/sandbox"
+
+
+class PlanhatResource(dg.ConfigurableResource):  # type: ignore[type-arg]
+    """Builds a `PlanhatClient`: the real Planhat when a token is set, else the embedded sandbox.
+
+    With no `api_token`, a durable sandbox process is started on 127.0.0.1 (or reused) with its
+    state under `sandbox_dir`, and the run log says so. A `base_url` other than the default with
+    no token is a configuration error: we never silently swap a real tenant for the sandbox.
+    """
+
+    api_token: str | None = Field(
+        default=None, description="Planhat API token (PLANHAT_API_TOKEN)."
+    )
+    base_url: str = Field(
+        default=DEFAULT_BASE_URL, description="Planhat API base URL (PLANHAT_BASE_URL)."
+    )
+    timeout_seconds: float = Field(default=60.0, gt=0, description="Per-request timeout.")
+    max_attempts: int = Field(
+        default=6, ge=1, le=20, description="Attempts per request, retries included."
+    )
+    rate_limit_per_minute: int = Field(
+        default=200, ge=1, description="Client-side request rate limit."
+    )
+    sandbox_dir: str = Field(
+        default=DEFAULT_SANDBOX_DIR, description="State folder of the embedded sandbox."
+    )
+    sandbox_objectives: int = Field(
+        default=2000, ge=0, description="Objectives seeded in a new embedded sandbox."
+    )
+    sandbox_companies: int = Field(
+        default=200, ge=1, description="Companies seeded in a new embedded sandbox."
+    )
+
+    _using_sandbox: bool = PrivateAttr(default=False)
+
+    @property
+    def uses_sandbox(self) -> bool:
+        return not self.api_token
+
+    def describe_target(self) -> str:
+        """Where requests go, safe to log (never the token)."""
+        return f"embedded sandbox ({self.sandbox_dir})" if self.uses_sandbox else self.base_url
+
+    def get_client(self, log: logging.Logger | dg.DagsterLogManager | None = None) -> PlanhatClient:
+        retry = RetryPolicy(max_attempts=self.max_attempts)
+        if self.api_token:
+            return PlanhatClient(
+                base_url=self.base_url,
+                token=self.api_token,
+                timeout=self.timeout_seconds,
+                retry=retry,
+                rate_limit_per_minute=self.rate_limit_per_minute,
+            )
+        if self.base_url.rstrip("/") != DEFAULT_BASE_URL:
+            raise ConfigError(
+                f"PLANHAT_BASE_URL is set to {self.base_url} but PLANHAT_API_TOKEN is not set. "
+                "Set PLANHAT_API_TOKEN to a Planhat private-app token, or unset PLANHAT_BASE_URL "
+                "to run against the embedded sandbox."
+            )
+        endpoint = ensure_sandbox(
+            Path(self.sandbox_dir),
+            objectives=self.sandbox_objectives,
+            companies=self.sandbox_companies,
+        )
+        if log is not None:
+            log.info(
+                f"PLANHAT_API_TOKEN is not set: using the embedded Planhat sandbox at "
+                f"{endpoint.base_url} (state in {self.sandbox_dir}). Set PLANHAT_API_TOKEN and "
+                "PLANHAT_BASE_URL to talk to a real Planhat tenant."
+            )
+        return PlanhatClient(
+            base_url=endpoint.base_url,
+            token=endpoint.token,
+            timeout=self.timeout_seconds,
+            retry=retry,
+            rate_limit_per_minute=None,
+        )
+
+
+class WarehouseResource(dg.ConfigurableResource):  # type: ignore[type-arg]
+    """The DuckDB file (or `md:` MotherDuck database) the pipeline reads and writes."""
+
+    path: str = Field(default=DEFAULT_DUCKDB_PATH, description="OBJECTIVES_DUCKDB_PATH.")
+    lock_timeout_seconds: float = Field(
+        default=120.0, gt=0, description="How long to wait for another process's DuckDB lock."
+    )
+
+    def get_warehouse(self) -> Warehouse:
+        return Warehouse(self.path, lock_timeout=self.lock_timeout_seconds)
+
+
+class SqlModelsResource(dg.ConfigurableResource):  # type: ignore[type-arg]
+    """Variables the SQL models read with getvariable(); always bound, never formatted into SQL."""
+
+    at_risk_threshold: float = Field(
+        default=2.0, description="Objectives with health at or below this count as at risk."
+    )
+
+    def variables(self) -> dict[str, object]:
+        return {"at_risk_threshold": self.at_risk_threshold}
+
+
+def planhat_resource_from_env() -> PlanhatResource:
+    token_set = bool(os.environ.get("PLANHAT_API_TOKEN"))
+    return PlanhatResource(
+        api_token=dg.EnvVar("PLANHAT_API_TOKEN") if token_set else None,  # type: ignore[arg-type]
+        base_url=os.environ.get("PLANHAT_BASE_URL") or DEFAULT_BASE_URL,
+    )
+
+
+def warehouse_resource_from_env() -> WarehouseResource:
+    return WarehouseResource(path=os.environ.get("OBJECTIVES_DUCKDB_PATH") or DEFAULT_DUCKDB_PATH)
+
+
+def sql_models_resource_from_env() -> SqlModelsResource:
+    threshold = os.environ.get("OBJECTIVES_AT_RISK_THRESHOLD")
+    return (
+        SqlModelsResource(at_risk_threshold=float(threshold)) if threshold else SqlModelsResource()
+    )
