@@ -20,6 +20,10 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
         "objectives_pipeline.commands.health",
         "Show per-company objective health from the DuckDB file (read-only).",
     ),
+    "push": (
+        "objectives_pipeline.commands.push",
+        "Push the source system's objectives into Planhat (bulk upsert, changes only).",
+    ),
     "sandbox": (
         "objectives_pipeline.sandbox.cli",
         "Serve a seeded Planhat-compatible sandbox until stopped.",
@@ -27,22 +31,26 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The parser; only `command`'s module is imported (Dagster is slow to import)."""
     parser = argparse.ArgumentParser(
         prog="objectives-pipeline",
         description="Planhat Objectives pipeline: extract-load, SQL models, reverse ETL.",
     )
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, (module_name, help_text) in SUBCOMMANDS.items():
-        module = importlib.import_module(module_name)
         sub = subparsers.add_parser(name, help=help_text, description=help_text)
-        module.add_arguments(sub)
-        sub.set_defaults(_run=module.run)
+        if name == command:
+            module = importlib.import_module(module_name)
+            module.add_arguments(sub)
+            sub.set_defaults(_run=module.run)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    command = next((a for a in argv if not a.startswith("-")), None)
+    args = build_parser(command).parse_args(argv)
     try:
         return int(args._run(args))
     except KeyboardInterrupt:

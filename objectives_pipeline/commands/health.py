@@ -9,7 +9,7 @@ import sys
 from datetime import date
 from typing import Any, TextIO
 
-from objectives_pipeline.warehouse import Warehouse, WarehouseError
+from objectives_pipeline.warehouse import Warehouse, WarehouseError, WarehouseNotFoundError
 
 COLUMNS = [
     "company_id",
@@ -59,13 +59,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    warehouse = (
-        Warehouse(args.db, lock_timeout=args.lock_timeout) if args.db else Warehouse.from_env()
-    )
+    warehouse = Warehouse(args.db or Warehouse.from_env().database, lock_timeout=args.lock_timeout)
     try:
         rows = query_health(
             warehouse, company=args.company, below=args.below, snapshot_date=args.date
         )
+    except WarehouseNotFoundError:
+        rows = None
     except WarehouseError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
