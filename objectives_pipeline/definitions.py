@@ -12,15 +12,21 @@ from objectives_pipeline.defs.resources import (
     sql_models_resource_from_env,
     warehouse_resource_from_env,
 )
+from objectives_pipeline.defs.reverse_etl import (
+    crm_objectives,
+    push_after_objectives_to_push,
+    push_objectives_to_planhat,
+)
 from objectives_pipeline.defs.sql_assets import build_sql_model_assets
 
 
 def build_defs(resources: Mapping[str, Any]) -> dg.Definitions:
     """The project's definitions bound to `resources` (planhat, warehouse, sql_models)."""
     return dg.Definitions(
-        assets=[planhat_objectives, *build_sql_model_assets()],
-        jobs=[objectives_elt],
+        assets=[planhat_objectives, crm_objectives, *build_sql_model_assets()],
+        jobs=[objectives_elt, push_objectives_to_planhat],
         schedules=[objectives_elt_daily],
+        sensors=[push_after_objectives_to_push],
         resources=dict(resources),
     )
 

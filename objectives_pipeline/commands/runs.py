@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import dagster as dg
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
+#: The terminal shows warnings and errors; the full run log is in the UI (make dev).
+QUIET_CONSOLE: Mapping[str, Any] = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
 
 def instance() -> dg.DagsterInstance:
@@ -37,17 +39,36 @@ def run_job(
 
     job = defs.resolve_job_def(job_name)
     return job.execute_in_process(
-        run_config=run_config,
+        run_config={**QUIET_CONSOLE, **(run_config or {})},
         instance=instance(),
         partition_key=partition_key,
         raise_on_error=raise_on_error,
     )
 
 
-def failure_summary(result: dg.ExecuteInProcessResult) -> str:
-    """The first failure message of a run, for the terminal."""
+def run_assets(asset_names: Sequence[str]) -> dg.ExecuteInProcessResult:
+    """Materialize some unpartitioned assets of `defs` in this process, as one recorded run."""
+    from objectives_pipeline.definitions import defs
+
+    job = defs.resolve_implicit_global_asset_job_def()
+    return job.execute_in_process(
+        run_config=QUIET_CONSOLE,
+        instance=instance(),
+        asset_selection=[dg.AssetKey(name) for name in asset_names],
+        raise_on_error=False,
+    )
+
+
+def failure_messages(result: dg.ExecuteInProcessResult) -> list[str]:
+    """What went wrong in a run, one message per failed step, for the terminal."""
+    messages = []
     for event in result.all_events:
-        if event.is_step_failure and event.step_failure_data and event.step_failure_data.error:
-            error = event.step_failure_data.error
-            return f"step {event.step_key} failed: {error.message.strip()}"
-    return "the run failed; see its logs in the Dagster UI (make dev)"
+        if not event.is_step_failure or event.step_failure_data is None:
+            continue
+        data = event.step_failure_data
+        if data.user_failure_data is not None and data.user_failure_data.description:
+            messages.append(f"{event.step_key}: {data.user_failure_data.description}")
+        elif data.error is not None:
+            cause = data.error.cause.message.strip() if data.error.cause else ""
+            messages.append(f"{event.step_key}: {data.error.message.strip()} {cause}".strip())
+    return messages or ["the run failed before any step ran; see its log in the Dagster UI"]

@@ -7,7 +7,7 @@ from pathlib import Path
 import dagster as dg
 from pydantic import Field, PrivateAttr
 
-from objectives_pipeline.planhat import ConfigError, PlanhatClient, RetryPolicy
+from objectives_pipeline.planhat import ConfigError, PlanhatClient, RateLimiter, RetryPolicy
 from objectives_pipeline.sandbox.embedded import ensure_sandbox
 from objectives_pipeline.warehouse import Warehouse
 
@@ -37,6 +37,27 @@ class PlanhatResource(dg.ConfigurableResource):  # type: ignore[type-arg]
     rate_limit_per_minute: int = Field(
         default=200, ge=1, description="Client-side request rate limit."
     )
+    rate_limit_window_seconds: float = Field(
+        default=60.0,
+        gt=0,
+        le=60,
+        description=(
+            "The client-side limit holds in every sliding window of this many seconds, each "
+            "allowing rate_limit_per_minute x window / 60 requests (at least 1). Shorter windows "
+            "smooth bursts."
+        ),
+    )
+    retry_initial_backoff_seconds: float = Field(
+        default=0.5, ge=0, description="First wait before a retry; doubles with each attempt."
+    )
+    retry_jitter_seconds: float = Field(
+        default=0.5, ge=0, description="Random extra wait, up to this much, added to each backoff."
+    )
+    low_quota_max_pause_seconds: float = Field(
+        default=10.0,
+        ge=0,
+        description="Longest pause of every request when X-Rate-Limit-Remaining reaches 0.",
+    )
     sandbox_dir: str = Field(
         default=DEFAULT_SANDBOX_DIR, description="State folder of the embedded sandbox."
     )
@@ -58,14 +79,21 @@ class PlanhatResource(dg.ConfigurableResource):  # type: ignore[type-arg]
         return f"embedded sandbox ({self.sandbox_dir})" if self.uses_sandbox else self.base_url
 
     def get_client(self, log: logging.Logger | dg.DagsterLogManager | None = None) -> PlanhatClient:
-        retry = RetryPolicy(max_attempts=self.max_attempts)
+        retry = RetryPolicy(
+            max_attempts=self.max_attempts,
+            initial_backoff=self.retry_initial_backoff_seconds,
+            jitter=self.retry_jitter_seconds,
+            low_quota_max_pause=self.low_quota_max_pause_seconds,
+        )
         if self.api_token:
+            window = self.rate_limit_window_seconds
+            per_window = max(1, int(self.rate_limit_per_minute * window / 60))
             return PlanhatClient(
                 base_url=self.base_url,
                 token=self.api_token,
                 timeout=self.timeout_seconds,
                 retry=retry,
-                rate_limit_per_minute=self.rate_limit_per_minute,
+                rate_limiter=RateLimiter(per_window, window),
             )
         if self.base_url.rstrip("/") != DEFAULT_BASE_URL:
             raise ConfigError(

@@ -59,7 +59,7 @@ def ensure_sandbox(
     The data is seeded on first start only; later starts load ``objectives.json``.
     Safe to call from several processes at once: only one server is started.
     """
-    state_dir = Path(state_dir)
+    state_dir = Path(state_dir).resolve()
     state_dir.mkdir(parents=True, exist_ok=True)
     with _locked(state_dir):
         token = _token(state_dir)
@@ -72,7 +72,7 @@ def ensure_sandbox(
 
 def stop_sandbox(state_dir: Path, timeout: float = 15) -> bool:
     """Stop the sandbox recorded in `state_dir`; False if none was running."""
-    state_dir = Path(state_dir)
+    state_dir = Path(state_dir).resolve()
     if not state_dir.is_dir():
         return False
     with _locked(state_dir):
