@@ -55,7 +55,7 @@ def test_the_push_command_runs_the_job_and_prints_what_happened(tmp_path: Path) 
     assert "40 rows read, 0 unchanged, 4 rejected" in dry.stdout
     assert "36 would be created" in dry.stdout
     assert real.returncode == 1
-    assert "Push failed" in real.stderr
+    assert "the push failed" in real.stderr
     assert "2 of 36 rows to send did not succeed" in real.stderr
     assert put_sizes == [25, 11]
     assert TOKEN not in dry.stdout + dry.stderr + real.stdout + real.stderr

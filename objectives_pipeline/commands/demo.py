@@ -11,7 +11,7 @@ import dagster as dg
 from objectives_pipeline.commands.health import print_table, query_health
 from objectives_pipeline.commands.push import JOB_NAME as PUSH_JOB
 from objectives_pipeline.commands.push import output_summary, refresh_push_source
-from objectives_pipeline.commands.runs import failure_messages, run_job
+from objectives_pipeline.commands.runs import print_failure, run_job
 from objectives_pipeline.warehouse import Warehouse
 
 SHOWN_METADATA = (
@@ -62,9 +62,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"==> {label}: running through Dagster ...", flush=True)
         result = execute()
         if not result.success:
-            print(f"error: {label} failed:", file=sys.stderr)
-            for message in failure_messages(result):
-                print(f"  {message}", file=sys.stderr)
+            print_failure(label, result)
             return 1
         print(f"    run {result.run_id} succeeded")
         if label == PUSH_JOB:

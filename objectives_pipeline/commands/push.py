@@ -8,12 +8,11 @@ UI when ``DAGSTER_HOME`` is set, and its rows land in the same audit tables.
 from __future__ import annotations
 
 import argparse
-import sys
 from typing import Any
 
 import dagster as dg
 
-from objectives_pipeline.commands.runs import failure_messages, run_assets, run_job
+from objectives_pipeline.commands.runs import print_failure, run_assets, run_job
 
 JOB_NAME = "push_objectives_to_planhat"
 OP_NAME = "push_objectives"
@@ -65,17 +64,13 @@ def run(args: argparse.Namespace) -> int:
     if args.refresh:
         refreshed = refresh_push_source()
         if not refreshed.success:
-            print(f"error: rebuilding {', '.join(REFRESH_ASSETS)} failed:", file=sys.stderr)
-            for message in failure_messages(refreshed):
-                print(f"  {message}", file=sys.stderr)
+            print_failure(f"rebuilding {', '.join(REFRESH_ASSETS)}", refreshed)
             return 1
     result = run_job(JOB_NAME, run_config=run_config(args))
     if result.success:
         print(output_summary(result))
         return 0
-    print("Push failed:", file=sys.stderr)
-    for message in failure_messages(result):
-        print(message, file=sys.stderr)
+    print_failure("the push", result)
     return 1
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -57,6 +58,13 @@ def run_assets(asset_names: Sequence[str]) -> dg.ExecuteInProcessResult:
         asset_selection=[dg.AssetKey(name) for name in asset_names],
         raise_on_error=False,
     )
+
+
+def print_failure(label: str, result: dg.ExecuteInProcessResult) -> None:
+    """Say on stderr which run failed and why."""
+    print(f"error: {label} failed (run {result.run_id}):", file=sys.stderr)
+    for message in failure_messages(result):
+        print(f"  {message}", file=sys.stderr)
 
 
 def failure_messages(result: dg.ExecuteInProcessResult) -> list[str]:
