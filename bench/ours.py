@@ -1,0 +1,53 @@
+"""Our extraction, through the function the ``planhat_objectives`` asset calls.
+
+:func:`objectives_pipeline.extract.extract_snapshot` into a fresh DuckDB file, with
+the client and warehouse configured as the Dagster resources configure them for
+the sandbox (no client-side rate limit: see bench/README.md).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from objectives_pipeline.extract import ExtractOptions, extract_snapshot
+from objectives_pipeline.planhat import PlanhatClient, RetryPolicy
+from objectives_pipeline.warehouse import Warehouse
+
+from .common import SNAPSHOT_DATE, count_rows
+from .worker import Outcome, RunSpec, Stopwatch
+
+
+def client(spec: RunSpec) -> PlanhatClient:
+    """A client as the ``planhat`` resource builds it for the sandbox: no client-side rate limit."""
+    return PlanhatClient(
+        spec.base_url,
+        spec.token,
+        timeout=60.0,
+        retry=RetryPolicy(max_attempts=6),
+        rate_limit_per_minute=None,
+        max_in_flight=spec.concurrency,
+    )
+
+
+def warehouse(path: Path) -> Warehouse:
+    """The warehouse as the ``warehouse`` resource builds it."""
+    return Warehouse(path, lock_timeout=120.0)
+
+
+def extract(spec: RunSpec) -> Outcome:
+    database = Path(spec.workdir) / "ours.duckdb"
+    options = ExtractOptions(page_size=spec.page_size, concurrency=spec.concurrency, verify=True)
+    with Stopwatch() as watch, client(spec) as planhat:
+        result = extract_snapshot(planhat, warehouse(database), SNAPSHOT_DATE, options)
+    requests = result.client_stats.get("requests", 0)
+    return Outcome(
+        seconds=watch.seconds,
+        records=count_rows(database, "raw.planhat_objectives"),
+        client_requests=requests if isinstance(requests, int) else None,
+        details={
+            "pages": result.pages,
+            "load_seconds": round(result.load.seconds, 3),
+            "repaired": result.repaired,
+            "duplicates_removed": result.load.duplicates_removed,
+        },
+    )
