@@ -39,13 +39,13 @@ from .errors import (
     ServerError,
     _RequestError,
 )
-from .models import RECORDS
+from .models import RECORD_IDS, RECORDS
 from .ratelimit import RateLimiter
 from .stats import StatsRecorder
 
 logger = logging.getLogger("objectives_pipeline.planhat")
 
-Expect = Literal["list", "object", "object_or_empty"]
+Expect = Literal["list", "list_ids", "object", "object_or_empty"]
 _OBJECT = TypeAdapter(dict[str, Any])
 _MAX_MESSAGE = 500
 _JSON_BODY = {"Content-Type": "application/json"}
@@ -227,16 +227,21 @@ class Sender:
             if request.expect == "object_or_empty":
                 return {}
             return self._bad_body(request, "an empty body where JSON was expected")
-        adapter = RECORDS if request.expect == "list" else _OBJECT
         try:
-            return adapter.validate_json(body)
+            if request.expect == "list":
+                return RECORDS.validate_json(body)
+            if request.expect == "list_ids":
+                return RECORD_IDS.validate_json(body)
+            return _OBJECT.validate_json(body)
         except PydanticValidationError as exc:
             problem = exc.errors()[0]["type"] if exc.error_count() else "invalid"
         if problem.startswith("json"):
             what = "not valid JSON (truncated or not JSON)"
         else:
             what = (
-                "not a JSON array of objects" if request.expect == "list" else "not a JSON object"
+                "not a JSON array of objects"
+                if request.expect in ("list", "list_ids")
+                else "not a JSON object"
             )
         excerpt = self._redact(body[:80].decode("utf-8", "replace"))
         return self._bad_body(request, f"a {len(body)}-byte body that is {what}: {excerpt!r}")

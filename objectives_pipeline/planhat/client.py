@@ -16,7 +16,7 @@ from pydantic import ValidationError as PydanticValidationError
 from pydantic_core import PydanticSerializationError, to_json
 
 from . import query
-from ._http import Reply, Request, Sender
+from ._http import Expect, Reply, Request, Sender
 from .bulk import BatchOutcome, BulkUpsertResult, batch_result, has_keyable
 from .config import (
     DEFAULT_BASE_URL,
@@ -28,7 +28,7 @@ from .config import (
     coerce_token,
 )
 from .errors import AuthError, BadResponseError, ConfigError, InvalidObjectiveError
-from .models import DeleteResult, Objective, ObjectiveIn, ObjectivePage
+from .models import DeleteResult, Objective, ObjectiveIn, ObjectivePage, PageParse
 from .paging import guard_progress, page_concurrently
 from .ratelimit import RateLimiter
 from .refs import CompanyRef, ObjectiveRef
@@ -186,6 +186,7 @@ class PlanhatClient:
         select: Select = None,
         company_id: CompanyFilter = None,
         concurrency: int | None = None,
+        parse: PageParse = "records",
     ) -> Iterator[ObjectivePage]:
         """Every page of ``GET /objectives``, in offset order, until an empty page.
 
@@ -199,19 +200,28 @@ class PlanhatClient:
         Offset paging has no snapshot isolation: objectives created or deleted
         while paging can be skipped or repeated. Check completeness against
         `list_objective_ids` when that matters.
+
+        ``parse="ids"`` still checks that each body is a JSON array of objects, but
+        keeps only each record's ``_id`` in `ObjectivePage.records`: several times
+        cheaper, for callers that keep the raw `ObjectivePage.body`.
         """
         _check_limit(limit)
         workers = _check_concurrency(
             self._max_in_flight if concurrency is None else concurrency, "concurrency"
         )
         queries = self._list_queries(company_id, sort=sort, select=select)
-        return self._pages(queries, limit=limit, concurrency=workers)
+        return self._pages(queries, limit=limit, concurrency=workers, parse=parse)
 
     def _pages(
-        self, queries: list[dict[str, str]], *, limit: int, concurrency: int
+        self,
+        queries: list[dict[str, str]],
+        *,
+        limit: int,
+        concurrency: int,
+        parse: PageParse = "records",
     ) -> Iterator[ObjectivePage]:
         for params in queries:
-            fetch = self._page_fetcher(params)
+            fetch = self._page_fetcher(params, parse)
             yield from guard_progress(
                 page_concurrently(fetch, start=0, limit=limit, concurrency=concurrency)
             )
@@ -252,6 +262,12 @@ class PlanhatClient:
         """One objective by ``_id`` or `ObjectiveRef`."""
         request = self._one("GET", id, idempotent=True)
         return _objective(self._sender.send(request).data, request.label)
+
+    def get_objective_record(self, id: ObjectiveId) -> dict[str, Any]:
+        """One objective exactly as Planhat sent it: a JSON object, fields not checked."""
+        reply = self._sender.send(self._one("GET", id, idempotent=True))
+        record: dict[str, Any] = reply.data
+        return record
 
     # -- writing --------------------------------------------------------------
 
@@ -398,21 +414,31 @@ class PlanhatClient:
         chunks = query.company_chunks(ids, base, self._max_query_length)
         return [{**base, "companyId": ",".join(chunk)} for chunk in chunks]
 
-    def _get_list(self, params: dict[str, str], *, offset: int, limit: int | None) -> Request:
+    def _get_list(
+        self,
+        params: dict[str, str],
+        *,
+        offset: int,
+        limit: int | None,
+        parse: PageParse = "records",
+    ) -> Request:
         label = f"GET /objectives offset={offset}"
         if limit is not None:
             label += f" limit={limit}"
         if "companyId" in params:
             label += f" companyId=<{params['companyId'].count(',') + 1} ids>"
+        expect: Expect = "list_ids" if parse == "ids" else "list"
         return Request(
-            "GET", "/objectives", label=label, expect="list", idempotent=True, params=params
+            "GET", "/objectives", label=label, expect=expect, idempotent=True, params=params
         )
 
-    def _page_fetcher(self, params: dict[str, str]) -> Callable[[int, int], ObjectivePage]:
+    def _page_fetcher(
+        self, params: dict[str, str], parse: PageParse = "records"
+    ) -> Callable[[int, int], ObjectivePage]:
         def fetch(offset: int, limit: int) -> ObjectivePage:
             page_params = {**params, "offset": str(offset), "limit": str(limit)}
             reply: Reply = self._sender.send(
-                self._get_list(page_params, offset=offset, limit=limit)
+                self._get_list(page_params, offset=offset, limit=limit, parse=parse)
             )
             return ObjectivePage(
                 offset=offset,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal, NotRequired
 
 from pydantic import (
     AfterValidator,
@@ -13,6 +13,7 @@ from pydantic import (
     Field,
     TypeAdapter,
 )
+from typing_extensions import TypedDict
 
 from .refs import CompanyRef, is_company_ref
 
@@ -112,6 +113,15 @@ class DeleteResult(BaseModel):
 
 
 RECORDS = TypeAdapter(list[dict[str, Any]])
+
+
+class _KeyedRecord(TypedDict):
+    _id: NotRequired[Any]
+
+
+#: Parses a page but keeps only each record's ``_id``: several times cheaper than `RECORDS`.
+RECORD_IDS = TypeAdapter(list[_KeyedRecord])
+PageParse = Literal["records", "ids"]
 
 
 @dataclass(frozen=True, slots=True)
