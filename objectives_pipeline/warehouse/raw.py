@@ -49,6 +49,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
+from pathlib import Path
 from typing import Any
 
 import duckdb
@@ -74,7 +75,7 @@ RAW_OBJECTIVES_TABLE = "raw.planhat_objectives"
 # (a buffer pool of up to 80% of RAM) at about 1.8x. DuckDB's JSON functions need
 # about 110 MB of working memory per thread; raise the cap by that much per thread.
 LOAD_MEMORY_LIMIT = "256MB"
-LOAD_THREADS = 1
+LOAD_THREADS = 2
 
 
 class LoadStep(enum.Enum):
@@ -155,38 +156,34 @@ def load_snapshot(
         )
     notify = on_step or _ignore
     day = {"snapshot_date": snapshot_date}
-    files = [str(p) for p in stager.pages]
+    typed = stager.typed_database()
     started = time.perf_counter()
     with warehouse.connect() as con, _settings(con, memory_limit=memory_limit, threads=threads):
-        con.execute("BEGIN TRANSACTION")
+        con.execute(f"ATTACH '{_quoted(typed)}' AS staged (READ_ONLY)")
         try:
-            notify(LoadStep.BEGUN)
-            ensure_raw_table(con)
-            replaced = _scalar(con, raw_sql.DELETE_PARTITION, day)
-            notify(LoadStep.PREVIOUS_DELETED)
-            _read_staged(con, raw_sql.FIND_REPEATS, snapshot_date, {"files": files})
-            duplicates = _scalar(con, raw_sql.COUNT_REPEATS, {})
-            _read_staged(
-                con,
-                raw_sql.INSERT,
-                snapshot_date,
-                {
-                    "files": files,
-                    "paths": raw_sql.FIELD_PATHS,
-                    "snapshot_date": snapshot_date,
-                    "captured_at": captured_at,
-                    "known_keys": raw_sql.KNOWN_KEYS_AS_NULLS,
-                },
-            )
-            con.execute(raw_sql.REMOVE_SAME_PAGE_REPEATS, day)
-            con.execute("DROP TABLE staged_repeats")
-            notify(LoadStep.INSERTED)
-            rows, companies, flagged = _row(con, raw_sql.PARTITION_SUMMARY, day)
-            issues = {str(k): int(v) for k, v in con.execute(raw_sql.ISSUE_COUNTS, day).fetchall()}
-            con.execute("COMMIT")
-        except BaseException:
-            con.execute("ROLLBACK")
-            raise
+            con.execute("BEGIN TRANSACTION")
+            try:
+                notify(LoadStep.BEGUN)
+                ensure_raw_table(con)
+                replaced = _scalar(con, raw_sql.DELETE_PARTITION, day)
+                notify(LoadStep.PREVIOUS_DELETED)
+                duplicates = _scalar(con, raw_sql.COUNT_REPEATS, {})
+                _copy_typed(
+                    con,
+                    snapshot_date,
+                    {"snapshot_date": snapshot_date, "captured_at": captured_at},
+                )
+                notify(LoadStep.INSERTED)
+                rows, companies, flagged = _row(con, raw_sql.PARTITION_SUMMARY, day)
+                issues = {
+                    str(k): int(v) for k, v in con.execute(raw_sql.ISSUE_COUNTS, day).fetchall()
+                }
+                con.execute("COMMIT")
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+        finally:
+            con.execute("DETACH staged")
     notify(LoadStep.COMMITTED)
     return SnapshotLoadResult(
         snapshot_date=snapshot_date,
@@ -196,7 +193,7 @@ def load_snapshot(
         flagged_rows=int(flagged),
         issues=issues,
         replaced_rows=replaced,
-        pages=len(files),
+        pages=len(stager.pages),
         seconds=time.perf_counter() - started,
     )
 
@@ -219,21 +216,21 @@ def _settings(con: duckdb.DuckDBPyConnection, **settings: object) -> Iterator[No
             con.execute(f"SET {name} = ?", [value])
 
 
-def _read_staged(
-    con: duckdb.DuckDBPyConnection, sql: str, snapshot_date: date, params: dict[str, Any]
+def _copy_typed(
+    con: duckdb.DuckDBPyConnection, snapshot_date: date, params: dict[str, Any]
 ) -> None:
     try:
-        con.execute(sql, params)
+        con.execute(raw_sql.COPY_TYPED, params)
     except duckdb.OutOfMemoryException as error:
         raise SnapshotLoadError(
             f"DuckDB ran out of memory loading snapshot {snapshot_date}, so its partition was "
             f"left as it was. Pass a larger memory_limit to load_snapshot. DuckDB said: {error}"
         ) from error
-    except (duckdb.InvalidInputException, duckdb.IOException) as error:
-        raise SnapshotLoadError(
-            f"Could not read the staged pages of snapshot {snapshot_date}, so its partition "
-            f"was left as it was. DuckDB said: {error}"
-        ) from error
+
+
+def _quoted(path: Path) -> str:
+    """A path as a SQL string literal's content (ATTACH takes no bound parameter)."""
+    return str(path).replace("'", "''")
 
 
 def _scalar(con: duckdb.DuckDBPyConnection, sql: str, params: dict[str, Any]) -> int:

@@ -1,13 +1,13 @@
 """The SQL behind :func:`objectives_pipeline.warehouse.load_snapshot`.
 
 Every value reaches these statements as a bound parameter: ``$files`` (staged
-page paths), ``$paths`` (the JSON paths below), ``$snapshot_date``,
-``$captured_at`` and ``$known_keys``.
+pages), ``$paths`` (the JSON paths below), ``$known_keys``, ``$snapshot_date``
+and ``$captured_at``.
 
 Staged files are named ``page-00000001.json``, ``page-00000002.json``, ...; the
-number is the staging order, and the copy of a repeated ``_id`` in the highest
-page wins. Repeats are found first in a narrow pass over the ids only, so the
-insert itself streams and never holds whole records.
+number is the staging order. Pages are typed into the stager's own database a few
+at a time while the extraction goes on (`TYPE_PAGES`); the load copies the typed
+rows (`COPY_TYPED`), keeping for a repeated ``_id`` the copy from the highest page.
 """
 
 from __future__ import annotations
@@ -58,30 +58,39 @@ COMMENT ON COLUMN raw.planhat_objectives.raw_record IS 'The record as received, 
 
 DELETE_PARTITION = "DELETE FROM raw.planhat_objectives WHERE snapshot_date = $snapshot_date"
 
-FIND_REPEATS = """
-CREATE OR REPLACE TEMP TABLE staged_repeats AS
-SELECT json ->> '$._id' AS objective_id,
-       max(regexp_extract(filename, '([0-9]+)[.]json$', 1)::INTEGER) AS last_page,
-       count(*) AS copies
-FROM read_json_objects($files, format = 'array', filename = true)
-WHERE json_type(json, '$._id') NOT IN ('NULL', 'OBJECT', 'ARRAY')
-GROUP BY ALL
-HAVING count(*) > 1
+# The staging database of a SnapshotStager: pages typed and flagged as they are staged,
+# so the load itself only copies typed rows.
+CREATE_TYPED = """
+CREATE TABLE typed (
+    page INTEGER NOT NULL,
+    ordinal BIGINT NOT NULL,
+    objective_id VARCHAR,
+    name VARCHAR,
+    health DOUBLE,
+    company_id VARCHAR,
+    company_name VARCHAR,
+    external_id VARCHAR,
+    source_id VARCHAR,
+    custom JSON,
+    usage JSON,
+    extra JSON,
+    load_issues VARCHAR[] NOT NULL,
+    raw_record JSON
+)
 """
 
-COUNT_REPEATS = "SELECT coalesce(sum(copies - 1), 0) FROM staged_repeats"
-
-INSERT = """
+TYPE_PAGES = """
 WITH staged AS (
     SELECT json AS record,
            regexp_extract(filename, '([0-9]+)[.]json$', 1)::INTEGER AS page,
+           row_number() OVER (PARTITION BY filename) AS ordinal,
            json_type(json) = 'OBJECT' AS is_object,
            json_type(json, $paths) AS t,
            json_extract_string(json, $paths) AS s,
            json_extract(json, ['$.custom', '$.usage']) AS j
     FROM read_json_objects($files, format = 'array', filename = true)
 ),
-typed AS (
+cast_values AS (
     SELECT *,
            CASE WHEN t[1] NOT IN ('NULL', 'OBJECT', 'ARRAY') THEN s[1] END AS objective_id,
            CASE WHEN t[3] IN ('BIGINT', 'UBIGINT', 'HUGEINT', 'UHUGEINT', 'DOUBLE', 'VARCHAR')
@@ -112,12 +121,13 @@ checked AS (
                     CASE WHEN t[9] NOT IN ('NULL', 'OBJECT') THEN 'usage is not an object' END
                 ], lambda issue: issue IS NOT NULL)
            END AS issues
-    FROM typed
+    FROM cast_values
 )
-INSERT INTO raw.planhat_objectives BY NAME
+INSERT INTO typed BY NAME
 SELECT
-    $snapshot_date::DATE AS snapshot_date,
-    c.objective_id,
+    page,
+    ordinal,
+    objective_id,
     CASE WHEN t[2] NOT IN ('NULL', 'OBJECT', 'ARRAY') THEN s[2] END AS name,
     CASE WHEN isfinite(health_any) THEN health_any END AS health,
     CASE WHEN t[4] NOT IN ('NULL', 'OBJECT', 'ARRAY') THEN s[4] END AS company_id,
@@ -126,25 +136,27 @@ SELECT
     CASE WHEN t[7] NOT IN ('NULL', 'OBJECT', 'ARRAY') THEN s[7] END AS source_id,
     CASE WHEN t[8] = 'OBJECT' THEN j[1] END AS custom,
     CASE WHEN t[9] = 'OBJECT' THEN j[2] END AS usage,
-    $captured_at::TIMESTAMP AS captured_at,
     CASE WHEN is_object
          THEN nullif(json_merge_patch(record, $known_keys), '{}'::JSON) END AS extra,
     issues AS load_issues,
     CASE WHEN len(issues) > 0 THEN record END AS raw_record
-FROM checked AS c
-LEFT JOIN staged_repeats AS r ON r.objective_id = c.objective_id
-WHERE r.objective_id IS NULL OR c.page = r.last_page
+FROM checked
 """
 
-# Two copies of one _id inside the same page: keep one of them.
-REMOVE_SAME_PAGE_REPEATS = """
-DELETE FROM raw.planhat_objectives
-WHERE rowid IN (
-    SELECT rowid
-    FROM raw.planhat_objectives SEMI JOIN staged_repeats USING (objective_id)
-    WHERE snapshot_date = $snapshot_date
-    QUALIFY row_number() OVER (PARTITION BY objective_id ORDER BY rowid) > 1
-)
+# Copies of one objective_id beyond the first (rows without an id are all kept).
+COUNT_REPEATS = "SELECT count(objective_id) - count(DISTINCT objective_id) FROM staged.typed"
+
+# The copy from the latest page wins; within one page, the first copy.
+COPY_TYPED = """
+INSERT INTO raw.planhat_objectives BY NAME
+SELECT $snapshot_date::DATE AS snapshot_date,
+       objective_id, name, health, company_id, company_name, external_id, source_id,
+       custom, usage,
+       $captured_at::TIMESTAMP AS captured_at,
+       extra, load_issues, raw_record
+FROM staged.typed
+QUALIFY objective_id IS NULL
+     OR row_number() OVER (PARTITION BY objective_id ORDER BY page DESC, ordinal) = 1
 """
 
 PARTITION_SUMMARY = """
