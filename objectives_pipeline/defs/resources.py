@@ -20,15 +20,17 @@ class PlanhatResource(dg.ConfigurableResource):  # type: ignore[type-arg]
     """Builds a `PlanhatClient`: the real Planhat when a token is set, else the embedded sandbox.
 
     With no `api_token`, a durable sandbox process is started on 127.0.0.1 (or reused) with its
-    state under `sandbox_dir`, and the run log says so. A `base_url` other than the default with
-    no token is a configuration error: we never silently swap a real tenant for the sandbox.
+    state under `sandbox_dir`, and the run log says so. A `base_url` with no token (the default
+    Planhat host included) is a configuration error: we never silently swap a real tenant for
+    the sandbox.
     """
 
     api_token: str | None = Field(
         default=None, description="Planhat API token (PLANHAT_API_TOKEN)."
     )
-    base_url: str = Field(
-        default=DEFAULT_BASE_URL, description="Planhat API base URL (PLANHAT_BASE_URL)."
+    base_url: str | None = Field(
+        default=None,
+        description=f"Planhat API base URL (PLANHAT_BASE_URL); {DEFAULT_BASE_URL} when unset.",
     )
     timeout_seconds: float = Field(default=60.0, gt=0, description="Per-request timeout.")
     max_attempts: int = Field(
@@ -76,7 +78,9 @@ class PlanhatResource(dg.ConfigurableResource):  # type: ignore[type-arg]
 
     def describe_target(self) -> str:
         """Where requests go, safe to log (never the token)."""
-        return f"embedded sandbox ({self.sandbox_dir})" if self.uses_sandbox else self.base_url
+        if self.uses_sandbox:
+            return f"embedded sandbox ({self.sandbox_dir})"
+        return self.base_url or DEFAULT_BASE_URL
 
     def get_client(self, log: logging.Logger | dg.DagsterLogManager | None = None) -> PlanhatClient:
         retry = RetryPolicy(
@@ -89,13 +93,13 @@ class PlanhatResource(dg.ConfigurableResource):  # type: ignore[type-arg]
             window = self.rate_limit_window_seconds
             per_window = max(1, int(self.rate_limit_per_minute * window / 60))
             return PlanhatClient(
-                base_url=self.base_url,
+                base_url=self.base_url or DEFAULT_BASE_URL,
                 token=self.api_token,
                 timeout=self.timeout_seconds,
                 retry=retry,
                 rate_limiter=RateLimiter(per_window, window),
             )
-        if self.base_url.rstrip("/") != DEFAULT_BASE_URL:
+        if self.base_url:  # even the default host: a set URL means a real tenant
             raise ConfigError(
                 f"PLANHAT_BASE_URL is set to {self.base_url} but PLANHAT_API_TOKEN is not set. "
                 "Set PLANHAT_API_TOKEN to a Planhat private-app token, or unset PLANHAT_BASE_URL "
@@ -148,7 +152,7 @@ def planhat_resource_from_env() -> PlanhatResource:
     token_set = bool(os.environ.get("PLANHAT_API_TOKEN"))
     return PlanhatResource(
         api_token=dg.EnvVar("PLANHAT_API_TOKEN") if token_set else None,  # type: ignore[arg-type]
-        base_url=os.environ.get("PLANHAT_BASE_URL") or DEFAULT_BASE_URL,
+        base_url=os.environ.get("PLANHAT_BASE_URL", "").strip() or None,
     )
 
 
