@@ -9,10 +9,15 @@ from pydantic import Field, PrivateAttr
 
 from objectives_pipeline.planhat import ConfigError, PlanhatClient, RateLimiter, RetryPolicy
 from objectives_pipeline.sandbox.embedded import ensure_sandbox
-from objectives_pipeline.warehouse import Warehouse
+from objectives_pipeline.warehouse import (
+    DEFAULT_DATABASE_PATH,
+    DEFAULT_MEMORY_LIMIT,
+    DUCKDB_PATH_ENV_VAR,
+    MEMORY_LIMIT_ENV_VAR,
+    Warehouse,
+)
 
 DEFAULT_BASE_URL = "https://api.planhat.com"
-DEFAULT_DUCKDB_PATH = "data/objectives.duckdb"
 DEFAULT_SANDBOX_DIR = "data/sandbox"
 
 
@@ -128,13 +133,19 @@ class PlanhatResource(dg.ConfigurableResource):  # type: ignore[type-arg]
 class WarehouseResource(dg.ConfigurableResource):  # type: ignore[type-arg]
     """The DuckDB file (or `md:` MotherDuck database) the pipeline reads and writes."""
 
-    path: str = Field(default=DEFAULT_DUCKDB_PATH, description="OBJECTIVES_DUCKDB_PATH.")
+    path: str = Field(default=DEFAULT_DATABASE_PATH, description="OBJECTIVES_DUCKDB_PATH.")
     lock_timeout_seconds: float = Field(
         default=120.0, gt=0, description="How long to wait for another process's DuckDB lock."
     )
+    memory_limit: str = Field(
+        default=DEFAULT_MEMORY_LIMIT,
+        description="DuckDB memory_limit (OBJECTIVES_DUCKDB_MEMORY_LIMIT); DuckDB spills beyond it.",
+    )
 
     def get_warehouse(self) -> Warehouse:
-        return Warehouse(self.path, lock_timeout=self.lock_timeout_seconds)
+        return Warehouse(
+            self.path, lock_timeout=self.lock_timeout_seconds, memory_limit=self.memory_limit
+        )
 
 
 class SqlModelsResource(dg.ConfigurableResource):  # type: ignore[type-arg]
@@ -157,7 +168,10 @@ def planhat_resource_from_env() -> PlanhatResource:
 
 
 def warehouse_resource_from_env() -> WarehouseResource:
-    return WarehouseResource(path=os.environ.get("OBJECTIVES_DUCKDB_PATH") or DEFAULT_DUCKDB_PATH)
+    return WarehouseResource(
+        path=os.environ.get(DUCKDB_PATH_ENV_VAR) or DEFAULT_DATABASE_PATH,
+        memory_limit=os.environ.get(MEMORY_LIMIT_ENV_VAR) or DEFAULT_MEMORY_LIMIT,
+    )
 
 
 def sql_models_resource_from_env() -> SqlModelsResource:

@@ -29,7 +29,13 @@ Errors (:mod:`.errors`)
     meant for the user.
 """
 
-from .connection import DEFAULT_DATABASE_PATH, DUCKDB_PATH_ENV_VAR, Warehouse
+from .connection import (
+    DEFAULT_DATABASE_PATH,
+    DEFAULT_MEMORY_LIMIT,
+    DUCKDB_PATH_ENV_VAR,
+    MEMORY_LIMIT_ENV_VAR,
+    Warehouse,
+)
 from .errors import (
     ModelError,
     SnapshotLoadError,
@@ -61,11 +67,13 @@ from .staging import IdCheck, SnapshotStager
 
 __all__ = [
     "DEFAULT_DATABASE_PATH",
+    "DEFAULT_MEMORY_LIMIT",
     "DEFAULT_SQL_DIR",
     "DEFAULT_VARIABLES",
     "DUCKDB_PATH_ENV_VAR",
     "LOAD_MEMORY_LIMIT",
     "LOAD_THREADS",
+    "MEMORY_LIMIT_ENV_VAR",
     "PREVIEW_COLUMNS",
     "RAW_OBJECTIVES_TABLE",
     "IdCheck",

@@ -39,10 +39,20 @@ import duckdb
 
 from .errors import WarehouseError, WarehouseLockedError, WarehouseNotFoundError
 
-__all__ = ["DEFAULT_DATABASE_PATH", "DUCKDB_PATH_ENV_VAR", "Warehouse"]
+__all__ = [
+    "DEFAULT_DATABASE_PATH",
+    "DEFAULT_MEMORY_LIMIT",
+    "DUCKDB_PATH_ENV_VAR",
+    "MEMORY_LIMIT_ENV_VAR",
+    "Warehouse",
+]
 
 DUCKDB_PATH_ENV_VAR = "OBJECTIVES_DUCKDB_PATH"
 DEFAULT_DATABASE_PATH = "data/objectives.duckdb"
+MEMORY_LIMIT_ENV_VAR = "OBJECTIVES_DUCKDB_MEMORY_LIMIT"
+# Building the models over 1,000,000 objectives x 30 snapshots peaked at 3.1 GB of RSS with
+# DuckDB's default (80% of RAM) and ran faster capped, spilling to disk (bench/README.md).
+DEFAULT_MEMORY_LIMIT = "512MB"
 
 _REMOTE_PREFIXES = ("md:", "motherduck:")
 _LOCK_MESSAGE = "Could not set lock on file"
@@ -62,8 +72,8 @@ class Warehouse:
         lock_timeout: seconds :meth:`connect` waits for another process to
             release the database before raising :class:`WarehouseLockedError`.
         memory_limit: DuckDB ``memory_limit`` applied to every connection
-            (e.g. ``"512MB"``); DuckDB spills to disk beyond it. ``None`` keeps
-            DuckDB's default (80% of RAM).
+            (default :data:`DEFAULT_MEMORY_LIMIT`); DuckDB spills to disk beyond
+            it. ``None`` keeps DuckDB's default (80% of RAM).
         threads: DuckDB ``threads`` applied to every connection; ``None`` keeps
             DuckDB's default (one per core).
     """
@@ -73,7 +83,7 @@ class Warehouse:
         path: str | Path,
         *,
         lock_timeout: float = 30.0,
-        memory_limit: str | None = None,
+        memory_limit: str | None = DEFAULT_MEMORY_LIMIT,
         threads: int | None = None,
     ) -> None:
         if lock_timeout < 0:
@@ -96,12 +106,13 @@ class Warehouse:
         environ: Mapping[str, str] | None = None,
         *,
         lock_timeout: float = 30.0,
-        memory_limit: str | None = None,
         threads: int | None = None,
     ) -> Warehouse:
-        """The warehouse at ``$OBJECTIVES_DUCKDB_PATH``, else ``data/objectives.duckdb``."""
+        """The warehouse at ``$OBJECTIVES_DUCKDB_PATH``, else ``data/objectives.duckdb``, with
+        ``$OBJECTIVES_DUCKDB_MEMORY_LIMIT`` (default :data:`DEFAULT_MEMORY_LIMIT`)."""
         env = os.environ if environ is None else environ
         path = env.get(DUCKDB_PATH_ENV_VAR) or DEFAULT_DATABASE_PATH
+        memory_limit = env.get(MEMORY_LIMIT_ENV_VAR) or DEFAULT_MEMORY_LIMIT
         return cls(path, lock_timeout=lock_timeout, memory_limit=memory_limit, threads=threads)
 
     @property
