@@ -47,6 +47,7 @@ def test_a_token_without_rights_fails_every_row_and_a_rerun_with_rights_pushes_e
     description, meta = failure(denied)
     assert f"{ROWS} of {ROWS} rows to send did not succeed" in description
     assert "run push_objectives_to_planhat again" in description
+    assert "write access to objectives" in description
     assert (meta["created"], meta["failed"]) == (0, ROWS)
     assert "Permission denied for this objective" in meta["errors"]
     outcomes = query(

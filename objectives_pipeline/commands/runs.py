@@ -17,14 +17,17 @@ QUIET_CONSOLE: Mapping[str, Any] = {"loggers": {"console": {"config": {"log_leve
 
 
 def instance() -> dg.DagsterInstance:
-    """The instance `make dev` uses, so command-line runs show up in the UI's run history."""
-    if not os.environ.get("DAGSTER_HOME"):
-        home = Path.cwd() / ".dagster_home"
-        home.mkdir(exist_ok=True)
-        source = PROJECT_ROOT / "dagster.yaml"
-        if source.exists() and not (home / "dagster.yaml").exists():
-            shutil.copyfile(source, home / "dagster.yaml")
-        os.environ["DAGSTER_HOME"] = str(home)
+    """The instance `make dev` uses, so command-line runs show up in the UI's run history.
+
+    ``$DAGSTER_HOME`` (default ``./.dagster_home``) is created when missing, with the repo's
+    dagster.yaml.
+    """
+    home = Path(os.environ.get("DAGSTER_HOME") or Path.cwd() / ".dagster_home").absolute()
+    home.mkdir(parents=True, exist_ok=True)
+    source = PROJECT_ROOT / "dagster.yaml"
+    if source.exists() and not (home / "dagster.yaml").exists():
+        shutil.copyfile(source, home / "dagster.yaml")
+    os.environ["DAGSTER_HOME"] = str(home)
     return dg.DagsterInstance.get()
 
 

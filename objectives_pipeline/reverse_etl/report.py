@@ -92,12 +92,18 @@ class PushReport:
                 f"{self.failed_rows_query}."
             )
         elif self.failed_share > self.policy.max_failed_share:
+            cause = (
+                "Planhat refused them for lack of permission: give the token's private app "
+                "write access to objectives (or use a token that has it)"
+                if self.problems and all(_is_permission(p) for p in self.problems)
+                else "Fix the cause shown in the errors"
+            )
             found.append(
                 f"{self.failed + self.not_sent} of {self.to_send} rows to send did not succeed "
                 f"({self.failed} failed, {self.not_sent} not sent; {self.failed_share:.1%}, "
                 f"max_failed_share allows {self.policy.max_failed_share:.1%}). Find them with "
-                f"{self.failed_rows_query}. Fix the cause shown in the errors and run "
-                "push_objectives_to_planhat again: only rows that did not succeed are sent."
+                f"{self.failed_rows_query}. {cause} and run push_objectives_to_planhat "
+                "again: only rows that did not succeed are sent."
             )
         if self.rejected_share > self.policy.max_rejected_share:
             found.append(
@@ -155,6 +161,10 @@ class PushReport:
         if more > 0:
             lines.append(f"\n…and {more} more: {self.failed_rows_query}; {self.rejected_rows_query}")
         return "\n".join(lines)
+
+
+def _is_permission(problem: ProblemRow) -> bool:
+    return problem.outcome == "failed" and problem.error.startswith("permission denied")
 
 
 def _cell(text: str) -> str:
