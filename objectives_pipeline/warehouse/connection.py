@@ -149,6 +149,7 @@ class Warehouse:
         self._check_path(read_only)
         con = self._open(read_only)
         try:
+            con.execute("SET enable_progress_bar = false")  # no bars in run logs or the CLI
             if self.memory_limit is not None:
                 con.execute("SET memory_limit = ?", [self.memory_limit])
             if self.threads is not None:

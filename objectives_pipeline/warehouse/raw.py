@@ -74,7 +74,7 @@ RAW_OBJECTIVES_TABLE = "raw.planhat_objectives"
 # objectives peaks at about 1.15x the RSS of loading 100,000; with DuckDB's defaults
 # (a buffer pool of up to 80% of RAM) at about 1.8x. DuckDB's JSON functions need
 # about 110 MB of working memory per thread; raise the cap by that much per thread.
-LOAD_MEMORY_LIMIT = "256MB"
+LOAD_MEMORY_LIMIT = "128MB"
 LOAD_THREADS = 2
 
 
@@ -170,6 +170,7 @@ def load_snapshot(
                 duplicates = _scalar(con, raw_sql.COUNT_REPEATS, {})
                 _copy_typed(
                     con,
+                    raw_sql.COPY_TYPED_LATEST if duplicates else raw_sql.COPY_TYPED,
                     snapshot_date,
                     {"snapshot_date": snapshot_date, "captured_at": captured_at},
                 )
@@ -217,10 +218,10 @@ def _settings(con: duckdb.DuckDBPyConnection, **settings: object) -> Iterator[No
 
 
 def _copy_typed(
-    con: duckdb.DuckDBPyConnection, snapshot_date: date, params: dict[str, Any]
+    con: duckdb.DuckDBPyConnection, sql: str, snapshot_date: date, params: dict[str, Any]
 ) -> None:
     try:
-        con.execute(raw_sql.COPY_TYPED, params)
+        con.execute(sql, params)
     except duckdb.OutOfMemoryException as error:
         raise SnapshotLoadError(
             f"DuckDB ran out of memory loading snapshot {snapshot_date}, so its partition was "

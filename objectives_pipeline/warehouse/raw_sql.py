@@ -146,7 +146,6 @@ FROM checked
 # Copies of one objective_id beyond the first (rows without an id are all kept).
 COUNT_REPEATS = "SELECT count(objective_id) - count(DISTINCT objective_id) FROM staged.typed"
 
-# The copy from the latest page wins; within one page, the first copy.
 COPY_TYPED = """
 INSERT INTO raw.planhat_objectives BY NAME
 SELECT $snapshot_date::DATE AS snapshot_date,
@@ -155,6 +154,11 @@ SELECT $snapshot_date::DATE AS snapshot_date,
        $captured_at::TIMESTAMP AS captured_at,
        extra, load_issues, raw_record
 FROM staged.typed
+"""
+
+# With repeats: the copy from the latest page wins; within one page, the first copy. (Without
+# repeats the plain copy streams; this window would hold every id in memory, or spill.)
+COPY_TYPED_LATEST = COPY_TYPED + """
 QUALIFY objective_id IS NULL
      OR row_number() OVER (PARTITION BY objective_id ORDER BY page DESC, ordinal) = 1
 """

@@ -43,7 +43,7 @@ from .errors import SnapshotLoadError
 
 __all__ = ["IdCheck", "SnapshotStager"]
 
-_STAGING_MEMORY_LIMIT = "256MB"
+_STAGING_MEMORY_LIMIT = "128MB"
 # Pages typed per statement: one statement per page costs about half as much again.
 _TYPE_BATCH_PAGES = 8
 _TYPED_DATABASE = "typed.duckdb"
