@@ -39,11 +39,10 @@ def extract(spec: RunSpec) -> Outcome:
     options = ExtractOptions(page_size=spec.page_size, concurrency=spec.concurrency, verify=True)
     with Stopwatch() as watch, client(spec) as planhat:
         result = extract_snapshot(planhat, warehouse(database), SNAPSHOT_DATE, options)
-    requests = result.client_stats.get("requests", 0)
     return Outcome(
         seconds=watch.seconds,
         records=count_rows(database, "raw.planhat_objectives"),
-        client_requests=requests if isinstance(requests, int) else None,
+        client_requests=result.client_stats.requests,
         details={
             "pages": result.pages,
             "load_seconds": round(result.load.seconds, 3),

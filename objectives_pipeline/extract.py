@@ -24,7 +24,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
 
-from objectives_pipeline.planhat import BadResponseError, NotFoundError, PlanhatClient
+from objectives_pipeline.planhat import (
+    BadResponseError,
+    ClientStats,
+    NotFoundError,
+    PlanhatClient,
+)
 from objectives_pipeline.warehouse import (
     SnapshotLoadResult,
     SnapshotStager,
@@ -57,7 +62,7 @@ class ExtractResult:
     appeared_during_run: int = 0
     verification_rounds: int = 0
     seconds: float = 0.0
-    client_stats: dict[str, object] = field(default_factory=dict)
+    client_stats: ClientStats = field(default_factory=ClientStats)
 
     @property
     def records_per_second(self) -> float:
@@ -103,7 +108,7 @@ def extract_snapshot(
         appeared_during_run=repair.appeared_during_run,
         verification_rounds=repair.rounds,
         seconds=time.perf_counter() - started,
-        client_stats=client.stats.model_dump(),
+        client_stats=client.stats,
     )
 
 
@@ -151,7 +156,6 @@ def _repair_missed(
                 fetched.append(client.get_objective_record(oid))
             except NotFoundError:
                 gone.add(oid)
-                repair.vanished += 1
         if fetched:
             stager.add_records(fetched)
             repair.repaired += len(fetched)
@@ -197,7 +201,6 @@ def _list_ids_overlapping(client: PlanhatClient, page_size: int) -> Iterator[lis
 @dataclass
 class _Repair:
     repaired: int = 0
-    vanished: int = 0
     rounds: int = 0
     deleted_during_run: int = 0
     appeared_during_run: int = 0

@@ -59,7 +59,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    warehouse = Warehouse(args.db or Warehouse.from_env().database, lock_timeout=args.lock_timeout)
+    warehouse = (
+        Warehouse(args.db, lock_timeout=args.lock_timeout)
+        if args.db
+        else Warehouse.from_env(lock_timeout=args.lock_timeout)
+    )
     try:
         rows = query_health(
             warehouse, company=args.company, below=args.below, snapshot_date=args.date

@@ -116,10 +116,10 @@ def _metadata(
         "rows": result.load.rows,
         "companies": result.load.companies,
         "pages": result.pages,
-        "requests": stats.get("requests", 0),
-        "retries": stats.get("retries", 0),
-        "retry_wait_seconds": round(float(stats.get("retry_wait_seconds", 0.0)), 3),  # type: ignore[arg-type]
-        "rate_limit_wait_seconds": round(float(stats.get("rate_limit_wait_seconds", 0.0)), 3),  # type: ignore[arg-type]
+        "requests": stats.requests,
+        "retries": stats.retries,
+        "retry_wait_seconds": round(stats.retry_wait_seconds, 3),
+        "rate_limit_wait_seconds": round(stats.rate_limit_wait_seconds, 3),
         "seconds": round(result.seconds, 3),
         "records_per_second": round(result.records_per_second, 1),
         "duplicates_removed": result.load.duplicates_removed,

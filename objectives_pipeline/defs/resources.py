@@ -5,7 +5,7 @@ import os
 from pathlib import Path
 
 import dagster as dg
-from pydantic import Field, PrivateAttr
+from pydantic import Field
 
 from objectives_pipeline.planhat import ConfigError, PlanhatClient, RateLimiter, RetryPolicy
 from objectives_pipeline.sandbox.embedded import ensure_sandbox
@@ -74,8 +74,6 @@ class PlanhatResource(dg.ConfigurableResource):  # type: ignore[type-arg]
     sandbox_companies: int = Field(
         default=200, ge=1, description="Companies seeded in a new embedded sandbox."
     )
-
-    _using_sandbox: bool = PrivateAttr(default=False)
 
     @property
     def uses_sandbox(self) -> bool:

@@ -39,9 +39,7 @@ def _model_asset(model: SqlModel) -> dg.AssetsDefinition:
         kinds={"sql", "duckdb"},
         description=model.description or f"SQL model {model.path.name}",
         metadata={
-            "sql_file": str(
-                model.path.relative_to(model.path.parents[1] if model.group else model.path.parent)
-            )
+            "sql_file": f"{model.group}/{model.path.name}" if model.group else model.path.name
         },
     )
     def _build(
