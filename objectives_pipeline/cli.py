@@ -24,6 +24,10 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
         "objectives_pipeline.commands.push",
         "Push the source system's objectives into Planhat (bulk upsert, changes only).",
     ),
+    "query": (
+        "objectives_pipeline.commands.query",
+        "Run one read-only SQL query on the DuckDB file (table, CSV or JSON).",
+    ),
     "sandbox": (
         "objectives_pipeline.sandbox.cli",
         "Serve a seeded Planhat-compatible sandbox until stopped.",

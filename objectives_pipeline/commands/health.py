@@ -6,6 +6,7 @@ import argparse
 import csv
 import json
 import sys
+from collections.abc import Sequence
 from datetime import date
 from typing import Any, TextIO
 
@@ -24,10 +25,28 @@ COLUMNS = [
 ]
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
+def add_warehouse_arguments(parser: argparse.ArgumentParser) -> None:
+    """--db and --lock-timeout, read by :func:`warehouse_from_args`."""
     parser.add_argument(
         "--db", help="DuckDB file (default: OBJECTIVES_DUCKDB_PATH or data/objectives.duckdb)"
     )
+    parser.add_argument(
+        "--lock-timeout",
+        type=float,
+        default=30.0,
+        help="seconds to wait while a run holds the database",
+    )
+
+
+def warehouse_from_args(args: argparse.Namespace) -> Warehouse:
+    """The warehouse --db names (else OBJECTIVES_DUCKDB_PATH), waiting --lock-timeout for a writer."""
+    if args.db:
+        return Warehouse(args.db, lock_timeout=args.lock_timeout)
+    return Warehouse.from_env(lock_timeout=args.lock_timeout)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_warehouse_arguments(parser)
     parser.add_argument("--company", metavar="ID", help="only this company (Planhat _id)")
     parser.add_argument(
         "--below",
@@ -49,21 +68,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="every company, worst first, instead of worst and best lists",
     )
-    parser.add_argument("--format", choices=["table", "csv", "json"], default="table")
     parser.add_argument(
-        "--lock-timeout",
-        type=float,
-        default=30.0,
-        help="seconds to wait while a run holds the database",
+        "--trend",
+        metavar="COMPANY",
+        help="the daily average health of one company (id or name) with a sparkline",
     )
+    parser.add_argument("--format", choices=["table", "csv", "json"], default="table")
 
 
 def run(args: argparse.Namespace) -> int:
-    warehouse = (
-        Warehouse(args.db, lock_timeout=args.lock_timeout)
-        if args.db
-        else Warehouse.from_env(lock_timeout=args.lock_timeout)
-    )
+    warehouse = warehouse_from_args(args)
+    if args.trend:
+        from objectives_pipeline.commands.health_trend import print_trend
+
+        return print_trend(warehouse, args.trend, args.format, sys.stdout)
     try:
         rows = query_health(
             warehouse, company=args.company, below=args.below, snapshot_date=args.date
@@ -74,11 +92,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     if rows is None:
-        print(
-            f"No health data yet in {warehouse.path}. Run `make demo`, or materialize the "
-            "objectives_elt job (`make dev`, then Launch in the UI).",
-            file=sys.stderr,
-        )
+        print(no_data_message(warehouse), file=sys.stderr)
         return 1
     if not rows:
         print("No company matches these filters.", file=sys.stderr)
@@ -99,6 +113,13 @@ def run(args: argparse.Namespace) -> int:
         print_table(list(reversed(rows[-args.limit :])), sys.stdout)
         print(f"\n{len(rows)} companies in all; --all lists every one, --format csv|json exports.")
     return 0
+
+
+def no_data_message(warehouse: Warehouse) -> str:
+    return (
+        f"No health data yet in {warehouse.path}. Run `make demo`, or materialize the "
+        "objectives_elt job (`make dev`, then Launch in the UI)."
+    )
 
 
 def query_health(
@@ -136,10 +157,13 @@ def query_health(
         return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
 
 
-def print_table(rows: list[dict[str, Any]], out: TextIO) -> None:
-    cells = [[_format(row[c]) for c in COLUMNS] for row in rows]
-    widths = [max(len(c), *(len(r[i]) for r in cells)) for i, c in enumerate(COLUMNS)]
-    out.write("  ".join(c.ljust(w) for c, w in zip(COLUMNS, widths, strict=True)).rstrip() + "\n")
+def print_table(
+    rows: list[dict[str, Any]], out: TextIO, columns: Sequence[str] = COLUMNS
+) -> None:
+    """`rows` aligned under their `columns`; floats with two decimals, None as '-'."""
+    cells = [[_format(row[c]) for c in columns] for row in rows]
+    widths = [max([len(c), *(len(r[i]) for r in cells)]) for i, c in enumerate(columns)]
+    out.write("  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True)).rstrip() + "\n")
     out.write("  ".join("-" * w for w in widths) + "\n")
     for r in cells:
         out.write("  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)).rstrip() + "\n")

@@ -5,8 +5,9 @@ import os
 from pathlib import Path
 
 import dagster as dg
-from pydantic import Field
+from pydantic import Field, ValidationError
 
+from objectives_pipeline.alert_webhook import ALERT_WEBHOOK_ENV_VAR
 from objectives_pipeline.planhat import ConfigError, PlanhatClient, RateLimiter, RetryPolicy
 from objectives_pipeline.sandbox.embedded import ensure_sandbox
 from objectives_pipeline.warehouse import (
@@ -150,17 +151,32 @@ class SqlModelsResource(dg.ConfigurableResource):  # type: ignore[type-arg]
     """Variables the SQL models read with getvariable(); always bound, never formatted into SQL."""
 
     at_risk_threshold: float = Field(
-        default=2.0, description="Objectives with health at or below this count as at risk."
+        default=2.0,
+        description="Objectives (and companies, for alerts) with health at or below this are at risk.",
+    )
+    alert_drop: float = Field(
+        default=1.0,
+        gt=0,
+        description="company_health_alerts: a fall of the company average by at least this alerts.",
+    )
+    alert_window_days: int = Field(
+        default=7,
+        ge=1,
+        description="company_health_alerts: compare with the snapshot this many days earlier.",
     )
 
     def variables(self) -> dict[str, object]:
-        return {"at_risk_threshold": self.at_risk_threshold}
+        return {
+            "at_risk_threshold": self.at_risk_threshold,
+            "alert_drop": self.alert_drop,
+            "alert_window_days": self.alert_window_days,
+        }
 
 
 def planhat_resource_from_env() -> PlanhatResource:
     token_set = bool(os.environ.get("PLANHAT_API_TOKEN"))
     return PlanhatResource(
-        api_token=dg.EnvVar("PLANHAT_API_TOKEN") if token_set else None,  # type: ignore[arg-type]
+        api_token=dg.EnvVar("PLANHAT_API_TOKEN") if token_set else None,
         base_url=os.environ.get("PLANHAT_BASE_URL", "").strip() or None,
     )
 
@@ -172,8 +188,55 @@ def warehouse_resource_from_env() -> WarehouseResource:
     )
 
 
+#: SqlModelsResource fields settable from the environment, by variable name.
+SQL_MODEL_ENV_VARS = {
+    "OBJECTIVES_AT_RISK_THRESHOLD": "at_risk_threshold",
+    "OBJECTIVES_ALERT_DROP": "alert_drop",
+    "OBJECTIVES_ALERT_WINDOW_DAYS": "alert_window_days",
+}
+
+
 def sql_models_resource_from_env() -> SqlModelsResource:
-    threshold = os.environ.get("OBJECTIVES_AT_RISK_THRESHOLD")
-    return (
-        SqlModelsResource(at_risk_threshold=float(threshold)) if threshold else SqlModelsResource()
+    """SqlModelsResource with the OBJECTIVES_* overrides that are set; a bad value is a ConfigError."""
+    values = {
+        field: raw.strip()
+        for name, field in SQL_MODEL_ENV_VARS.items()
+        if (raw := os.environ.get(name, "")).strip()
+    }
+    try:
+        return SqlModelsResource(**values)  # type: ignore[arg-type]
+    except ValidationError as error:
+        names = {field: name for name, field in SQL_MODEL_ENV_VARS.items()}
+        problems = "; ".join(
+            f"{names.get(str(e['loc'][0]), e['loc'][0])}={values.get(str(e['loc'][0]))!r}: {e['msg']}"
+            for e in error.errors()
+        )
+        raise ConfigError(f"Invalid SQL model setting in the environment: {problems}.") from None
+
+
+class AlertWebhookResource(dg.ConfigurableResource):  # type: ignore[type-arg]
+    """Where health alerts are posted: a Slack-compatible incoming webhook, or nowhere.
+
+    The URL is read through `dg.EnvVar` (OBJECTIVES_ALERT_WEBHOOK_URL) and only its host is
+    ever logged or put in metadata.
+    """
+
+    url: str | None = Field(
+        default=None,
+        description="Incoming-webhook URL (OBJECTIVES_ALERT_WEBHOOK_URL); unset: no webhook.",
+    )
+    timeout_seconds: float = Field(default=5.0, gt=0, description="Per-request timeout.")
+    max_attempts: int = Field(default=3, ge=1, le=10, description="Requests at most, retries included.")
+    backoff_seconds: float = Field(
+        default=1.0, ge=0, description="First wait before a retry; doubles with each attempt."
+    )
+    budget_seconds: float = Field(
+        default=20.0, gt=0, description="No retry starts after this many seconds."
+    )
+
+
+def alert_webhook_resource_from_env() -> AlertWebhookResource:
+    url_set = bool(os.environ.get(ALERT_WEBHOOK_ENV_VAR, "").strip())
+    return AlertWebhookResource(
+        url=dg.EnvVar(ALERT_WEBHOOK_ENV_VAR) if url_set else None,  # type: ignore[arg-type]
     )

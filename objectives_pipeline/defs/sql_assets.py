@@ -6,6 +6,7 @@ from pathlib import Path
 import dagster as dg
 
 from objectives_pipeline.defs.extract_assets import DUCKDB_POOL
+from objectives_pipeline.defs.model_metadata import MODEL_METADATA, MetadataHook
 from objectives_pipeline.defs.resources import SqlModelsResource, WarehouseResource
 from objectives_pipeline.warehouse import SqlModel, build_model, discover_models
 
@@ -22,12 +23,17 @@ def source_asset_key(table: str) -> dg.AssetKey:
     return SOURCE_ASSETS.get(table) or dg.AssetKey(table.split("."))
 
 
-def build_sql_model_assets(sql_dir: Path = SQL_DIR) -> list[dg.AssetsDefinition]:
-    """One asset per model, upstream assets taken from the tables its SELECT reads."""
-    return [_model_asset(model) for model in discover_models(sql_dir)]
+def build_sql_model_assets(
+    sql_dir: Path = SQL_DIR, metadata_hooks: Mapping[str, MetadataHook] = MODEL_METADATA
+) -> list[dg.AssetsDefinition]:
+    """One asset per model, upstream assets taken from the tables its SELECT reads.
+
+    A model named in `metadata_hooks` adds what its hook returns to its materialization metadata.
+    """
+    return [_model_asset(model, metadata_hooks.get(model.name)) for model in discover_models(sql_dir)]
 
 
-def _model_asset(model: SqlModel) -> dg.AssetsDefinition:
+def _model_asset(model: SqlModel, metadata_hook: MetadataHook | None) -> dg.AssetsDefinition:
     deps = [dg.AssetKey(name) for name in sorted(model.upstream)]
     deps += [source_asset_key(table) for table in sorted(model.sources)]
 
@@ -47,8 +53,11 @@ def _model_asset(model: SqlModel) -> dg.AssetsDefinition:
         warehouse: WarehouseResource,
         sql_models: SqlModelsResource,
     ) -> dg.MaterializeResult:
-        result = build_model(warehouse.get_warehouse(), model, sql_models.variables())
+        target = warehouse.get_warehouse()
+        variables = sql_models.variables()
+        result = build_model(target, model, variables)
         context.log.info(f"{model.name}: {result.rows} rows in {result.seconds:.2f}s")
+        extra = metadata_hook(target, variables) if metadata_hook else {}
         return dg.MaterializeResult(
             metadata={
                 "dagster/row_count": result.rows,
@@ -56,6 +65,7 @@ def _model_asset(model: SqlModel) -> dg.AssetsDefinition:
                     columns=[dg.TableColumn(name, type_) for name, type_ in result.columns]
                 ),
                 "seconds": round(result.seconds, 3),
+                **extra,
             }
         )
 

@@ -19,6 +19,11 @@ Extract-load (:mod:`.staging`, :mod:`.raw`)
     ``snapshot_quality(warehouse, snapshot_date, health_low, health_high)``
     returns the figures the asset checks need (:class:`SnapshotQuality`).
 
+Company health (:mod:`.health`)
+    ``health_summary(warehouse, at_risk_threshold)`` (:class:`HealthSummary`) and
+    ``read_health_alerts(warehouse)`` (:class:`HealthAlert` rows) read what the
+    health models built.
+
 SQL models (:mod:`.models`)
     ``discover_models(sql_dir)`` returns :class:`SqlModel` objects in dependency
     order; ``build_model(warehouse_or_connection, model, variables)`` builds one
@@ -43,6 +48,13 @@ from .errors import (
     WarehouseLockedError,
     WarehouseNotFoundError,
 )
+from .health import (
+    ALERT_COLUMNS,
+    HealthAlert,
+    HealthSummary,
+    health_summary,
+    read_health_alerts,
+)
 from .models import (
     DEFAULT_SQL_DIR,
     DEFAULT_VARIABLES,
@@ -66,6 +78,7 @@ from .sql_refs import TableRef
 from .staging import IdCheck, SnapshotStager
 
 __all__ = [
+    "ALERT_COLUMNS",
     "DEFAULT_DATABASE_PATH",
     "DEFAULT_MEMORY_LIMIT",
     "DEFAULT_SQL_DIR",
@@ -76,6 +89,8 @@ __all__ = [
     "MEMORY_LIMIT_ENV_VAR",
     "PREVIEW_COLUMNS",
     "RAW_OBJECTIVES_TABLE",
+    "HealthAlert",
+    "HealthSummary",
     "IdCheck",
     "LoadStep",
     "ModelBuildResult",
@@ -93,7 +108,9 @@ __all__ = [
     "build_model",
     "discover_models",
     "ensure_raw_table",
+    "health_summary",
     "load_snapshot",
+    "read_health_alerts",
     "snapshot_quality",
     "topological_order",
 ]

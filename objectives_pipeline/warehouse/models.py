@@ -56,7 +56,11 @@ __all__ = [
 ]
 
 DEFAULT_SQL_DIR = Path(__file__).resolve().parents[2] / "dbt_like_sql"
-DEFAULT_VARIABLES: Mapping[str, object] = {"at_risk_threshold": 2.0}
+DEFAULT_VARIABLES: Mapping[str, object] = {
+    "at_risk_threshold": 2.0,
+    "alert_drop": 1.0,
+    "alert_window_days": 7,
+}
 """Values for the ``getvariable`` names the shipped models use, unless given."""
 
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
