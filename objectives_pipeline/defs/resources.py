@@ -176,7 +176,7 @@ class SqlModelsResource(dg.ConfigurableResource):  # type: ignore[type-arg]
 def planhat_resource_from_env() -> PlanhatResource:
     token_set = bool(os.environ.get("PLANHAT_API_TOKEN"))
     return PlanhatResource(
-        api_token=dg.EnvVar("PLANHAT_API_TOKEN") if token_set else None,
+        api_token=dg.EnvVar("PLANHAT_API_TOKEN") if token_set else None,  # type: ignore[arg-type]
         base_url=os.environ.get("PLANHAT_BASE_URL", "").strip() or None,
     )
 
