@@ -297,3 +297,43 @@ def test_alert_text_lists_at_most_max_lines(warehouse: Warehouse) -> None:
     text = alert_text(alerts, max_lines=2)
     assert len(text.splitlines()) == 4
     assert text.endswith("… and 4 more: SELECT * FROM company_health_alerts")
+
+
+def test_company_objective_health_metadata_is_numeric_for_the_ui_plots(
+    warehouse: Warehouse,
+) -> None:
+    with dg.instance_for_test() as instance:
+        result = materialize_alerts(warehouse, AlertWebhookResource(), instance)
+    assert result.success
+    (event,) = [
+        e.materialization
+        for e in result.get_asset_materialization_events()
+        if e.materialization.asset_key == dg.AssetKey("company_objective_health")
+    ]
+    metadata = event.metadata
+    now = {c: h[0] for c, h in HISTORY.items() if 0 in h}
+    averages = {
+        c: sum(v for v in hs if v is not None) / len([v for v in hs if v is not None])
+        for c, hs in now.items()
+        if any(v is not None for v in hs)
+    }
+    assert metadata["companies"] == dg.MetadataValue.int(len(now))
+    assert metadata["companies_at_risk"] == dg.MetadataValue.int(
+        sum(1 for a in averages.values() if a <= 2.0)
+    )
+    assert metadata["objectives_without_health"] == dg.MetadataValue.int(1)
+    mean = metadata["mean_avg_health"]
+    assert isinstance(mean, dg.FloatMetadataValue)
+    assert mean.value == pytest.approx(sum(averages.values()) / len(averages), abs=1e-4)
+    worst = metadata["worst_companies"]
+    assert isinstance(worst, dg.MarkdownMetadataValue) and worst.value is not None
+    rows = worst.value.splitlines()[2:]
+    ten_worst = sorted(averages, key=lambda c: (averages[c], c))[:10]
+    assert len(rows) == 10
+    assert [r.split(" | ")[0].removeprefix("| ") for r in rows] == ten_worst
+    (alerts_event,) = [
+        e.materialization
+        for e in result.get_asset_materialization_events()
+        if e.materialization.asset_key == dg.AssetKey("company_health_alerts")
+    ]
+    assert alerts_event.metadata["alerts"] == dg.MetadataValue.int(len(EXPECTED))

@@ -30,6 +30,7 @@ def test_the_shipped_models_and_their_dependencies() -> None:
         "stg_objectives",
         "company_objective_health_daily",
         "company_objective_health",
+        "company_health_alerts",
         "objectives_to_push",
     }
     stg = models["stg_objectives"]
@@ -47,6 +48,13 @@ def test_the_shipped_models_and_their_dependencies() -> None:
     assert daily.variables == frozenset({"at_risk_threshold"})
     latest = models["company_objective_health"]
     assert latest.upstream == {"company_objective_health_daily", "stg_objectives"}
+    alerts = models["company_health_alerts"]
+    assert (alerts.group, alerts.upstream, alerts.sources) == (
+        "marts",
+        frozenset({"company_objective_health", "company_objective_health_daily"}),
+        frozenset(),
+    )
+    assert alerts.variables == {"alert_drop", "alert_window_days", "at_risk_threshold"}
     push = models["objectives_to_push"]
     assert (push.group, push.upstream, push.sources) == (
         "reverse_etl",
