@@ -108,6 +108,7 @@ def print_trend(warehouse: Warehouse, company: str, output: str, out: TextIO) ->
         print_table(rows, out, TREND_COLUMNS)
         span = f"{rows[0]['snapshot_date']} .. {rows[-1]['snapshot_date']}"
         low_high = f"min {min(known):.2f}, max {max(known):.2f}" if known else "no health values"
-        out.write(f"\n{sparkline(values)}  {span}, {len(rows)} snapshots, {low_high}")
+        count = f"{len(rows)} snapshot{'s' if len(rows) != 1 else ''}"
+        out.write(f"\n{sparkline(values)}  {span}, {count}, {low_high}")
         out.write(f" ({NO_HEALTH} = no objective with a health)\n" if None in values else "\n")
     return 0
