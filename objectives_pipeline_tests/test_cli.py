@@ -14,7 +14,7 @@ from objectives_pipeline.sandbox import SandboxServer
 
 from .dagster_helpers import defs_for, query, run_elt
 
-SUBCOMMANDS = ["demo", "health", "sandbox", "push"]
+SUBCOMMANDS = ["demo", "health", "sandbox", "push", "query"]
 
 
 def cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:

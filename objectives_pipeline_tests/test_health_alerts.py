@@ -14,6 +14,7 @@ import dagster as dg
 import pytest
 
 from objectives_pipeline.alert_webhook import alert_text, post_webhook
+from objectives_pipeline.definitions import build_defs
 from objectives_pipeline.defs.health_alerts import no_health_alerts
 from objectives_pipeline.defs.resources import (
     AlertWebhookResource,
@@ -21,6 +22,7 @@ from objectives_pipeline.defs.resources import (
     WarehouseResource,
 )
 from objectives_pipeline.defs.sql_assets import build_sql_model_assets
+from objectives_pipeline.planhat import PlanhatClient
 from objectives_pipeline.warehouse import (
     SnapshotStager,
     Warehouse,
@@ -29,6 +31,8 @@ from objectives_pipeline.warehouse import (
     load_snapshot,
     read_health_alerts,
 )
+
+from .dagster_helpers import planhat_for, run_elt
 
 LATEST = date(2026, 11, 28)
 
@@ -189,7 +193,9 @@ def materialize_alerts(
 
 
 def check_result(result: dg.ExecuteInProcessResult) -> tuple[bool, Any, dict[str, Any]]:
-    (evaluation,) = result.get_asset_check_evaluations()
+    (evaluation,) = [
+        e for e in result.get_asset_check_evaluations() if e.check_name == "no_health_alerts"
+    ]
     metadata = {k: getattr(v, "value", v) for k, v in evaluation.metadata.items()}
     return evaluation.passed, evaluation.severity, metadata
 
@@ -337,3 +343,41 @@ def test_company_objective_health_metadata_is_numeric_for_the_ui_plots(
         if e.materialization.asset_key == dg.AssetKey("company_health_alerts")
     ]
     assert alerts_event.metadata["alerts"] == dg.MetadataValue.int(len(EXPECTED))
+
+
+def test_the_elt_job_alerts_on_a_drop_in_planhat_and_posts_it(
+    sandbox: Any, tmp_path: Path, receiver: Receiver
+) -> None:
+    server = sandbox(objectives=120, companies=6, seed=5)
+    db = tmp_path / "objectives.duckdb"
+    with PlanhatClient(server.base_url, server.token, rate_limit_per_minute=None) as client:
+        objectives = list(client.iter_objectives())
+        target = objectives[0].company_id
+        for objective in objectives:  # a known starting point: every objective healthy
+            client.update_objective(objective.id, {"health": 4})
+        defs = build_defs(
+            {
+                "planhat": planhat_for(server),
+                "warehouse": WarehouseResource(path=str(db), lock_timeout_seconds=10),
+                "sql_models": SqlModelsResource(),
+                "alert_webhook": AlertWebhookResource(url=receiver.url()),
+            }
+        )
+        with dg.instance_for_test() as instance:
+            first = run_elt(defs, "2026-11-20", instance=instance)
+            assert first.success and check_result(first)[0], "nothing to compare with yet"
+            assert receiver.requests == []
+            for objective in objectives:  # one company's objectives fall from 4 to 1.5
+                if objective.company_id == target:
+                    client.update_objective(objective.id, {"health": 1.5})
+            second = run_elt(defs, "2026-11-27", instance=instance)
+
+    assert second.success
+    passed, severity, metadata = check_result(second)
+    assert (passed, severity, metadata["alerts"]) == (False, dg.AssetCheckSeverity.WARN, 1)
+    assert metadata["webhook"] == "delivered"
+    ((_, payload),) = receiver.requests
+    assert (
+        f"({target}): 4.00 → 1.50 (fell 2.50 since 2026-11-20; crossed to at-risk"
+        in (payload["text"])
+    )
