@@ -75,7 +75,7 @@ def run(args: argparse.Namespace) -> int:
     print_table(rows[:10], sys.stdout)
     print(f"\nDuckDB file: {warehouse.database}")
     print(
-        f'  duckdb {warehouse.database} "SELECT * FROM company_objective_health '
+        '  .venv/bin/objectives-pipeline query "SELECT * FROM company_objective_health '
         'ORDER BY avg_health LIMIT 5"'
     )
     print(
