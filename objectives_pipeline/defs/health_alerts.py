@@ -3,7 +3,7 @@
 The POST happens in the check, not in the asset: the asset stays a plain SQL build,
 the check is where a drop becomes a warning, and its result records whether the
 webhook got it. A check neither blocks nor fails the run, and re-executing the check
-alone (UI: "Execute checks") re-sends the current alerts.
+alone (from the asset's Checks tab) re-sends the current alerts.
 """
 
 from typing import Any
