@@ -84,6 +84,7 @@ def test_describe_show_and_summarize_are_reads(db: Path) -> None:
         "DELETE FROM company_objective_health",
         "CREATE TABLE stolen AS SELECT 1",
         "COPY company_objective_health TO 'out.csv'",
+        "EXPLAIN ANALYZE COPY company_objective_health TO 'out.csv'",
         "ATTACH 'other.duckdb'",
         "SELECT 1; DROP TABLE company_objective_health",
         "SET threads = 1",

@@ -20,8 +20,9 @@ from objectives_pipeline.commands.health import (
 )
 from objectives_pipeline.warehouse import WarehouseError
 
-READ_STATEMENTS = {duckdb.StatementType.SELECT, duckdb.StatementType.EXPLAIN}
-READ_HELP = "SELECT, WITH, FROM, VALUES, DESCRIBE, SHOW, SUMMARIZE or EXPLAIN"
+# Not EXPLAIN: EXPLAIN ANALYZE runs the statement it explains, a COPY TO included.
+READ_STATEMENTS = {duckdb.StatementType.SELECT}
+READ_HELP = "SELECT, WITH, FROM, VALUES, DESCRIBE, SHOW or SUMMARIZE"
 
 
 class QueryRefused(ValueError):
