@@ -70,17 +70,19 @@ def run_benchmark(options: BenchOptions, log: Log = print) -> list[Measurement]:
         sandbox: BenchSandbox | None = None
         try:
             for scenario in chosen:
-                runner.begin(scenario)
                 if isinstance(scenario, ExtractScenario):
                     if sandbox is None or sandbox.objectives != scenario.objectives:
                         if sandbox is not None:
                             sandbox.__exit__(None, None, None)
                             sandbox = None
                         sandbox = runner.start_sandbox(scenario.objectives, scenario.companies)
+                    runner.begin(scenario)
                     runner.extract(scenario, sandbox)
                 elif isinstance(scenario, PushScenario):
+                    runner.begin(scenario)
                     runner.push(scenario)
                 else:
+                    runner.begin(scenario)
                     runner.models(scenario)
                 runner.end(scenario)
         finally:
@@ -130,13 +132,15 @@ class _Runner:
         )
 
     def out_of_budget(self, scenario: Scenario, round_number: int) -> bool:
-        """True when `round_number` must not start: the scenario has used its budget."""
+        """True when `round_number` must not start: at the pace of the rounds before it, it
+        would end past the scenario's budget."""
         took = time.perf_counter() - self.scenario_started
-        if round_number == 1 or took <= scenario.budget_seconds:
+        if round_number == 1 or took * round_number / (round_number - 1) <= scenario.budget_seconds:
             return False
         self.log(
             f"  stopping {scenario.name} before round {round_number}: {took:.0f}s used of "
-            f"its {scenario.budget_seconds:.0f}s budget"
+            f"its {scenario.budget_seconds:.0f}s budget, and a round takes "
+            f"{took / (round_number - 1):.0f}s"
         )
         return True
 
@@ -389,8 +393,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         work_dir=args.work_dir,
     )
     command = "python -m bench.run" + (" " + " ".join(argv if argv is not None else sys.argv[1:]))
+    started = time.perf_counter()
     measurements = run_benchmark(options, log=lambda line: print(line, flush=True))
-    report = build_report(measurements, options=options, command=command.strip())
+    report = build_report(
+        measurements,
+        options=options,
+        command=command.strip(),
+        elapsed_seconds=time.perf_counter() - started,
+    )
     print()
     print(report.markdown)
     output, json_output = args.output, args.json
