@@ -380,6 +380,8 @@ def _quota_note(rows: Sequence[Row]) -> list[str]:
             f"other API users share it (measured here without a limit: "
             f"{_fmt_seconds(row.seconds)} s)."
         )
+    if not lines[-1].startswith("- "):
+        return []  # neither extract_0ms nor extract_large ran
     return [*lines, ""]
 
 
