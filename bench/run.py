@@ -21,8 +21,10 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from objectives_pipeline.extract import ExtractOptions
+from objectives_pipeline.sandbox import Faults
 
-from .report import Measurement, build_report, rewrite_readme
+from .report import build_report, rewrite_readme
+from .rows import Measurement
 from .sandbox_host import BenchSandbox
 from .scenarios import (
     PAGE_SIZE,
@@ -30,9 +32,11 @@ from .scenarios import (
     ExtractScenario,
     ModelsScenario,
     PushScenario,
+    Scenario,
     scenario_names,
     scenarios,
 )
+from .survivors import check_survivors
 from .worker import TOKEN_ENV, RunSpec, read_outcome, write_spec
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -44,7 +48,7 @@ Log = Callable[[str], None]
 @dataclass(frozen=True)
 class BenchOptions:
     quick: bool = False
-    rounds: int = 3
+    rounds: int = 2
     scenarios: tuple[str, ...] = ()
     """Names to run; empty: all."""
     concurrency: int = field(default_factory=lambda: ExtractOptions().concurrency)
@@ -72,11 +76,15 @@ def run_benchmark(options: BenchOptions, log: Log = print) -> list[Measurement]:
                             sandbox.__exit__(None, None, None)
                             sandbox = None
                         sandbox = runner.start_sandbox(scenario.objectives, scenario.companies)
+                    runner.begin(scenario)
                     runner.extract(scenario, sandbox)
                 elif isinstance(scenario, PushScenario):
+                    runner.begin(scenario)
                     runner.push(scenario)
                 else:
+                    runner.begin(scenario)
                     runner.models(scenario)
+                runner.end(scenario)
         finally:
             if sandbox is not None:
                 sandbox.__exit__(None, None, None)
@@ -105,6 +113,40 @@ class _Runner:
         self.log = log
         self.measurements = measurements
         self.ndjson: dict[int, Path] = {}
+        self.started = time.perf_counter()
+        self.scenario_started = self.started
+
+    def begin(self, scenario: Scenario) -> None:
+        self.scenario_started = time.perf_counter()
+        self.log(
+            f"[{self._clock()}] scenario {scenario.name}: {scenario.title} "
+            f"(budget {scenario.budget_seconds:.0f}s)"
+        )
+
+    def end(self, scenario: Scenario) -> None:
+        took = time.perf_counter() - self.scenario_started
+        over = " OVER BUDGET" if took > scenario.budget_seconds else ""
+        self.log(
+            f"[{self._clock()}] scenario {scenario.name} took {took:.0f}s "
+            f"(budget {scenario.budget_seconds:.0f}s){over}"
+        )
+
+    def out_of_budget(self, scenario: Scenario, round_number: int) -> bool:
+        """True when `round_number` must not start: at the pace of the rounds before it, it
+        would end past the scenario's budget."""
+        took = time.perf_counter() - self.scenario_started
+        if round_number == 1 or took * round_number / (round_number - 1) <= scenario.budget_seconds:
+            return False
+        self.log(
+            f"  stopping {scenario.name} before round {round_number}: {took:.0f}s used of "
+            f"its {scenario.budget_seconds:.0f}s budget, and a round takes "
+            f"{took / (round_number - 1):.0f}s"
+        )
+        return True
+
+    def _clock(self) -> str:
+        minutes, seconds = divmod(int(time.perf_counter() - self.started), 60)
+        return f"{minutes:02d}:{seconds:02d}"
 
     def start_sandbox(self, objectives: int, companies: int) -> BenchSandbox:
         self.log(f"starting a sandbox with {objectives:,} objectives")
@@ -119,10 +161,10 @@ class _Runner:
         return sandbox
 
     def extract(self, scenario: ExtractScenario, sandbox: BenchSandbox) -> None:
-        self.log(f"scenario {scenario.name}: {scenario.title}")
-        sandbox.set_latency(scenario.latency_ms)
-        timeout = _timeout(scenario.objectives)
+        timeout = min(_timeout(scenario.objectives), scenario.budget_seconds)
         for round_number in range(1, self.options.rounds + 1):
+            if self.out_of_budget(scenario, round_number):
+                break
             for variant in _rotated(scenario.variants, round_number - 1):
                 workdir = self._fresh_dir(scenario.name, variant.label, round_number)
                 spec = RunSpec(
@@ -136,21 +178,47 @@ class _Runner:
                     concurrency=variant.concurrency or self.options.concurrency,
                     ndjson=str(self.ndjson[scenario.objectives]),
                     loader_file_format=variant.loader_file_format,
+                    tenant_client=variant.tenant_client,
+                    retry_429=variant.retry_429,
                 )
+                if scenario.rest_between_runs:
+                    time.sleep(scenario.rest_between_runs)  # a fresh quota for every run
+                before = sandbox.object_ids() if scenario.churn_per_list_request else None
+                sandbox.set_faults(scenario.faults(variant))
                 mark = sandbox.request_mark()
-                measurement = self._run(
-                    scenario.name, variant.label, round_number, spec, sandbox.token, timeout
-                )
+                try:
+                    measurement = self._run(
+                        scenario.name, variant.label, round_number, spec, sandbox.token, timeout
+                    )
+                finally:
+                    sandbox.set_faults(Faults())
                 measurement.requests = sandbox.requests_since(mark)
-                measurement.expected_records = scenario.objectives
+                measurement.throttled = sandbox.throttled_since(mark)
+                if measurement.error is not None:
+                    measurement.error += f" ({measurement.requests:,} requests sent)"
+                if before is None:
+                    measurement.expected_records = scenario.objectives
+                elif measurement.error is None:
+                    self._check_survivors(measurement, before & sandbox.object_ids())
                 shutil.rmtree(workdir, ignore_errors=True)
-        sandbox.set_latency(0.0)
+
+    def _check_survivors(self, measurement: Measurement, survivors: set[str]) -> None:
+        database, table = measurement.details.get("database"), measurement.details.get("table")
+        if not database or not table:
+            measurement.problem = "the run did not say where it loaded the objectives"
+            return
+        check = check_survivors(Path(database), table, survivors)
+        measurement.survivors = check.survivors
+        if not check.ok:
+            measurement.problem = check.describe()
+        self.log(f"    {check.describe()}")
 
     def push(self, scenario: PushScenario) -> None:
-        self.log(f"scenario {scenario.name}: {scenario.title}")
         with BenchSandbox(objectives=1000, companies=scenario.companies, seed=SEED) as sandbox:
             companies = tuple(sandbox.company_external_ids())
             for round_number in range(1, self.options.rounds + 1):
+                if self.out_of_budget(scenario, round_number):
+                    break
                 workdir = self._fresh_dir(scenario.name, "ours", round_number)
                 spec = RunSpec(
                     task="push",
@@ -169,14 +237,13 @@ class _Runner:
                     round_number,
                     spec,
                     sandbox.token,
-                    _timeout(scenario.rows),
+                    min(_timeout(scenario.rows), scenario.budget_seconds),
                 )
                 measurement.requests = sandbox.requests_since(mark)
                 measurement.expected_records = scenario.rows
                 shutil.rmtree(workdir, ignore_errors=True)
 
     def models(self, scenario: ModelsScenario) -> None:
-        self.log(f"scenario {scenario.name}: {scenario.title}")
         folder = self._fresh_dir(scenario.name, "prepared", 0)
         database = folder / "models.duckdb"
         base = RunSpec(
@@ -190,13 +257,15 @@ class _Runner:
             seed=SEED,
             database=str(database),
         )
-        timeout = _timeout(scenario.objectives) * 2
+        timeout = min(_timeout(scenario.objectives) * 2, scenario.budget_seconds)
         prepared = self._run(scenario.name, "prepare", 0, base, "", timeout, keep=False)
         if prepared.error:
             self.measurements.append(prepared)
             return
         self.log(f"  prepared {prepared.records:,} rows in {prepared.seconds:.1f}s")
         for round_number in range(1, self.options.rounds + 1):
+            if self.out_of_budget(scenario, round_number):
+                break
             spec = replace(base, task="models", result=str(folder / f"models-{round_number}.json"))
             measurement = self._run(scenario.name, "ours", round_number, spec, "", timeout)
             measurement.expected_records = scenario.objectives * scenario.snapshots
@@ -284,7 +353,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--quick", action="store_true", help="tiny sizes (smoke test)")
     parser.add_argument(
-        "--rounds", type=int, default=None, help="rounds per scenario (3; quick: 1)"
+        "--rounds", type=int, default=None, help="rounds per scenario (2; quick: 1)"
     )
     parser.add_argument(
         "--scenario",
@@ -313,7 +382,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--work-dir", type=Path, default=None, help="keep run files here")
     args = parser.parse_args(argv)
-    rounds = args.rounds if args.rounds is not None else (1 if args.quick else 3)
+    rounds = args.rounds if args.rounds is not None else (1 if args.quick else BenchOptions.rounds)
     if rounds < 1:
         parser.error("--rounds must be at least 1")
     options = BenchOptions(
@@ -324,8 +393,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         work_dir=args.work_dir,
     )
     command = "python -m bench.run" + (" " + " ".join(argv if argv is not None else sys.argv[1:]))
+    started = time.perf_counter()
     measurements = run_benchmark(options, log=lambda line: print(line, flush=True))
-    report = build_report(measurements, options=options, command=command.strip())
+    report = build_report(
+        measurements,
+        options=options,
+        command=command.strip(),
+        elapsed_seconds=time.perf_counter() - started,
+    )
     print()
     print(report.markdown)
     output, json_output = args.output, args.json

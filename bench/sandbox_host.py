@@ -2,8 +2,8 @@
 
 The server runs on a thread of the benchmark's own process (each implementation runs
 in a child process), so its memory is never counted in an implementation's RSS. It
-counts the requests each run sends, and can change the added latency between
-scenarios without regenerating the data.
+counts the requests each run sends (and the 429s among them), and can change its faults
+(latency, rate limits, churn) between runs without regenerating the data.
 """
 
 from __future__ import annotations
@@ -44,8 +44,13 @@ class BenchSandbox:
     def base_url(self) -> str:
         return self.server.base_url
 
-    def set_latency(self, milliseconds: float) -> None:
-        self.server.faults = Faults(latency_ms=milliseconds)
+    def set_faults(self, faults: Faults) -> None:
+        """What the sandbox does from the next request on (latency, rate limits, churn)."""
+        self.server.faults = faults
+
+    def object_ids(self) -> set[str]:
+        """Every objective id the sandbox holds now."""
+        return set(self.server.store.ids())
 
     def company_external_ids(self) -> list[str]:
         return [str(c["externalId"]) for c in self.server.store.companies() if c.get("externalId")]
@@ -56,6 +61,14 @@ class BenchSandbox:
 
     def requests_since(self, mark: int) -> int:
         return sum(1 for r in self.server.request_log[mark:] if r.path.startswith("/objectives"))
+
+    def throttled_since(self, mark: int) -> int:
+        """API requests after `mark` that the sandbox answered 429."""
+        return sum(
+            1
+            for r in self.server.request_log[mark:]
+            if r.path.startswith("/objectives") and r.status == 429
+        )
 
     def warm_up(self, page_size: int, ndjson: Path | None = None) -> int:
         """Fetch every page once (the sandbox encodes each object on first use and keeps the

@@ -30,6 +30,7 @@ TOKEN_ENV = "BENCH_PLANHAT_TOKEN"
 TASKS: dict[str, dict[str, str]] = {
     "extract": {
         "ours": "bench.ours:extract",
+        "dagster": "bench.dagster_asset:extract",
         "sequential": "bench.sequential:extract",
         "dlt": "bench.dlt_peer:extract",
         "floor_a": "bench.floors:fetch_raw_pages",
@@ -62,6 +63,8 @@ class RunSpec:
     seed: int = 0
     database: str = ""
     loader_file_format: str = ""
+    tenant_client: bool = False
+    retry_429: bool = False
 
     @property
     def token(self) -> str:

@@ -1,9 +1,11 @@
 """Smoke test of the benchmark (`make bench`): tiny sizes, one round, real processes and HTTP.
 
 Runs ``python -m bench.run --quick`` on the scenarios that exercise every implementation
-(ours, the sequential pager, dlt, both floors, the push and the SQL models) and checks
-that the report has a row for each and that every implementation loaded exactly the
-objectives the sandbox holds. No timing is asserted.
+(ours, through Dagster too, the sequential pager with and without 429 retries, dlt, both
+floors, the push and the SQL models) and every server behaviour (rate limits, a quota,
+churn), and checks that the report has a row for each, that every implementation loaded
+exactly the objectives the sandbox holds (under churn: every objective that existed for
+the whole run, once), and that every target is judged. No timing is asserted.
 """
 
 from __future__ import annotations
@@ -20,7 +22,15 @@ from bench.report import RESULTS_END, RESULTS_START
 from bench.scenarios import ExtractScenario, ModelsScenario, PushScenario, scenarios
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
-SMOKE_SCENARIOS = ("extract_0ms", "push", "models")
+SMOKE_SCENARIOS = (
+    "extract_0ms",
+    "dagster_50ms",
+    "quota",
+    "rate_limited",
+    "churn",
+    "push",
+    "models",
+)
 
 pytest.importorskip("dlt", reason="the benchmark needs the `bench` extra (dlt)")
 
@@ -43,7 +53,7 @@ def bench_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, str, str]
         env={**os.environ, "PYTHONPATH": str(PROJECT_ROOT)},
         capture_output=True,
         text=True,
-        timeout=240,
+        timeout=420,
         check=False,
     )
     assert completed.returncode == 0, completed.stdout[-3000:] + completed.stderr[-3000:]
@@ -70,7 +80,66 @@ def test_every_implementation_has_a_row_with_the_objectives_the_sandbox_holds(
         assert row["verified"] and row["seconds"] > 0 and row["peak_rss_bytes"] > 0
     http_rows = [r for (s, label), r in rows.items() if s == extract.name and "NDJSON" not in label]
     assert all(r["requests"] >= extract.objectives // 2000 + 1 for r in http_rows)
+    for scenario in chosen:
+        if isinstance(scenario, ExtractScenario) and not scenario.churn_per_list_request:
+            for variant in scenario.variants:
+                row = rows[(scenario.name, variant.label)]
+                assert row["records"] == scenario.objectives and row["verified"], row
     assert report["complete"] is True
+
+
+def test_churn_run_loads_every_survivor_once(
+    bench_run: tuple[dict, str, str],  # type: ignore[type-arg]
+) -> None:
+    report, _, _ = bench_run
+    churn = next(s for s in scenarios(quick=True) if s.name == "churn")
+    assert isinstance(churn, ExtractScenario)
+    runs = {m["label"]: m for m in report["measurements"] if m["scenario"] == "churn"}
+    calm, churned = runs["ours, calm"], runs["ours, churn"]
+    assert calm["survivors"] == churn.objectives  # nothing changed: every objective survives
+    assert calm["records"] == churn.objectives
+    # the sandbox deleted objectives during the run, and every one it kept was loaded once
+    assert 0 < churned["survivors"] < churn.objectives
+    assert churned["problem"] is None and churned["error"] is None
+    targets = {t["name"]: t for t in report["targets"]}
+    assert targets["churn: every survivor exactly once"]["status"] == "PASS"
+
+
+def test_dagster_run_reports_step_and_extract_time(
+    bench_run: tuple[dict, str, str],  # type: ignore[type-arg]
+) -> None:
+    report, readme, _ = bench_run
+    [run] = [m for m in report["measurements"] if m["scenario"] == "dagster_50ms"]
+    details = run["details"]
+    assert run["records"] == next(
+        s.objectives for s in scenarios(quick=True) if s.name == "dagster_50ms"
+    )
+    assert (
+        0 < details["extract_seconds"] <= details["step_seconds"] <= details["materialize_seconds"]
+    )
+    assert details["overhead_seconds"] == round(
+        details["step_seconds"] - details["extract_seconds"], 3
+    )
+    assert run["requests"] == run["client_requests"]  # the asset's metadata agrees with the sandbox
+    overhead = next(t for t in report["targets"] if t["name"].startswith("Dagster overhead"))
+    assert overhead["status"] in ("PASS", "FAIL")
+    assert "| dg.materialize s | step s |" in readme
+
+
+def test_rate_limited_scenarios_run_under_the_sandbox_limits(
+    bench_run: tuple[dict, str, str],  # type: ignore[type-arg]
+) -> None:
+    report, _, _ = bench_run
+    targets = {t["name"]: t for t in report["targets"]}
+    for name in (
+        "rate-limited: wall <= 1.3x (accepted requests / rate)",
+        "rate-limited: ours no slower than the pager that retries 429",
+        "quota: ours no slower than the pager that retries 429",
+    ):
+        assert targets[name]["status"] in ("PASS", "FAIL"), targets[name]
+    for run in report["measurements"]:
+        if run["scenario"] in ("rate_limited", "quota"):
+            assert run["throttled"] is not None and run["requests"] >= run["throttled"]
 
 
 def test_push_sends_every_row_once_and_nothing_when_unchanged(
