@@ -156,8 +156,11 @@ class Pacer:
                 return
             index = bisect.bisect_right(accepted, sent_at)
             used = min(limit, max(1, limit - remaining))
-            if index >= used:
-                self._raise_lower(sent_at - accepted[index - used])
+            # The server may count sends that followed this one before it answers.
+            later = sum(1 for at in self._sends if at > sent_at)
+            counted = max(1, used - later)
+            if index >= counted:
+                self._raise_lower(sent_at - accepted[index - counted])
             if index > used:
                 bound = sent_at - accepted[index - used - 1]
                 if bound >= self._lower and (self._upper is None or bound < self._upper):
