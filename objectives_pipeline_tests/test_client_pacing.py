@@ -84,16 +84,17 @@ def test_the_pacer_learns_a_rolling_window_from_remaining_alone() -> None:
     accepted: list[float] = []
     throttled = 0
     for _ in range(200):
-        _, sent = pacer.acquire()
-        in_window = [t for t in accepted if sent - t < 1.0]
+        pacer.acquire()
+        arrived = now[0]
+        now[0] += 0.01  # the round trip
+        in_window = [t for t in accepted if arrived - t < 1.0]
         if len(in_window) >= 5:
             throttled += 1
-            pacer.observe(sent, 5, 0, throttled=True)
+            pacer.observe(5, 0, throttled=True)
             now[0] += 0.3  # a retry backoff
         else:
-            accepted.append(sent)
-            pacer.observe(sent, 5, 5 - len(in_window) - 1, throttled=False)
-        now[0] += 0.01  # the round trip
+            accepted.append(arrived)
+            pacer.observe(5, 5 - len(in_window) - 1, throttled=False)
     assert pacer.limit == 5
     assert pacer.window == pytest.approx(1.0, abs=0.05)
     assert throttled <= 5

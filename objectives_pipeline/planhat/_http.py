@@ -125,8 +125,8 @@ class Throttle:
         if self._in_flight is not None and self._in_flight.release(ticket, throttled=throttled):
             self._stats.in_flight_cut(self._in_flight.limit)
 
-    def wait_turn(self) -> float:
-        """Wait until this request may be sent; return its send time for `observe`."""
+    def wait_turn(self) -> None:
+        """Wait until this request may be sent; `observe` or `cancel` must follow."""
         waited = 0.0
         with self._lock:
             pause = self._pause_until - time.monotonic()
@@ -136,24 +136,30 @@ class Throttle:
         if self._limiter is not None:
             waited += self._limiter.acquire()
         self._stats.rate_limit_wait(waited)
-        if self._pacer is None:
-            return time.monotonic()
-        paced, sent_at = self._pacer.acquire()
-        self._stats.paced(paced)
-        return sent_at
+        if self._pacer is not None:
+            self._stats.paced(self._pacer.acquire())
 
     def pause_for(self, seconds: float) -> None:
         with self._lock:
             self._pause_until = max(self._pause_until, time.monotonic() + seconds)
 
-    def observe(self, sent_at: float, headers: httpx.Headers, *, throttled: bool) -> None:
+    def observe(self, headers: httpx.Headers, *, throttled: bool) -> None:
         """Learn the server's allowance from the ``X-Rate-Limit-*`` headers of an answer."""
         if self._pacer is None:
             return
         limit = _header_int(headers, "x-rate-limit-limit")
         remaining = _header_int(headers, "x-rate-limit-remaining")
-        self._pacer.observe(sent_at, limit, remaining, throttled=throttled)
+        self._pacer.observe(limit, remaining, throttled=throttled)
         self._stats.server_allowance(self._pacer.limit, self._pacer.window)
+
+    def retry_hint(self) -> float | None:
+        """When a 429 without Retry-After may be retried, from the learned window (or None)."""
+        return self._pacer.retry_hint() if self._pacer is not None else None
+
+    def cancel(self) -> None:
+        """The request got no answer."""
+        if self._pacer is not None:
+            self._pacer.cancel()
 
 
 class Sender:
@@ -203,12 +209,14 @@ class Sender:
         ticket = self._throttle.enter()
         throttled = False
         try:
-            sent_at = self._throttle.wait_turn()
+            self._throttle.wait_turn()
             number = self._stats.request_sent()
             response = self._exchange(request)
             if isinstance(response, httpx.Response):
                 throttled = response.status_code == 429
-                self._throttle.observe(sent_at, response.headers, throttled=throttled)
+                self._throttle.observe(response.headers, throttled=throttled)
+            else:
+                self._throttle.cancel()
         finally:
             self._throttle.leave(ticket, throttled=throttled)
         if isinstance(response, BadResponseError):
@@ -402,7 +410,12 @@ class Sender:
         retry_after = exc.retry_after if isinstance(exc, APIError) else None
         if retry_after is not None:
             return min(retry_after, self._policy.max_retry_after)
-        return float(self._backoff(state))
+        backoff = float(self._backoff(state))
+        if isinstance(exc, RateLimitedError):
+            hint = self._throttle.retry_hint()
+            if hint is not None:
+                return min(backoff, hint)  # the pacer then spaces the retry
+        return backoff
 
     def _before_sleep(self, state: RetryCallState, request: Request) -> None:
         exc = state.outcome.exception() if state.outcome else None

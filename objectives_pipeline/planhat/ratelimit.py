@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import bisect
 import threading
 import time
 from collections import deque
@@ -58,22 +57,31 @@ class RateLimiter:
         return f"RateLimiter(requests={self.requests}, period={self.period})"
 
 
+PROBE_FACTOR = 1.5
+
+
 class Pacer:
     """Paces requests to the allowance a server advertises, learning its window.
 
     The server says how many requests a window allows (``X-Rate-Limit-Limit``)
     and how many are left (``X-Rate-Limit-Remaining``), but not how long the
-    window is. Each answer bounds it, given the times at which this client sent
-    its accepted requests: ``used = limit - remaining`` of them fall in the
-    window, so it is longer than the span of the last `used` sends, and (for a
+    window is. Each answer bounds it, given when this client received the
+    answers to its accepted requests: ``used = limit - remaining`` of them fall
+    in the window (fewer when requests still in flight were counted already),
+    so it is longer than the span of the last `used` answers, and (for a
     rolling window) no longer than the span of the last ``used + 1``; a 429
-    means the last `limit` accepted sends all still count. Once a window is
-    known, sends keep to `limit` per window (plus `margin`), in a sliding window
-    like `RateLimiter`; until then they are not paced. Requests answered 429
-    are assumed not to count against the server's quota.
+    means the last `limit` accepted requests all still count. Answer times,
+    not send times, because a busy server counts a request when it gets to it.
+
+    Sends keep to `limit` per window (plus `margin`) in a sliding window like
+    `RateLimiter`: the upper bound once known, `PROBE_FACTOR` times the lower
+    bound while only that is known (so that each 429 of the learning widens the
+    spacing by that factor), no pacing before the first bound. Requests answered 429 are
+    assumed not to count against the server's quota.
 
     Limits above `max_tracked` are not paced (no server needs pacing there).
-    Thread-safe; the clock and sleep can be replaced in tests.
+    Call `observe` or `cancel` once after each `acquire`. Thread-safe; the
+    clock and sleep can be replaced in tests.
     """
 
     def __init__(
@@ -92,10 +100,11 @@ class Pacer:
         self._sleep = sleep
         self._lock = threading.Lock()
         self._limit: int | None = None
+        self._pending = 0
         self._reset()
 
     def _reset(self) -> None:
-        self._accepted: list[float] = []
+        self._answers: deque[float] = deque(maxlen=(self._limit or 0) + 1)
         self._sends: deque[float] = deque(maxlen=self._limit or 1)
         self._lower = 0.0
         self._upper: float | None = None
@@ -107,62 +116,75 @@ class Pacer:
 
     @property
     def window(self) -> float | None:
-        """The learned window in seconds, or None while unknown."""
+        """The learned window in seconds (the tightest bound known), or None while unknown."""
         with self._lock:
-            return self._window()
+            if self._upper is not None:
+                return self._upper
+            return self._lower if self._lower > 0 else None
 
-    def _window(self) -> float | None:
-        if self._upper is not None:
-            return self._upper
-        return self._lower if self._lower > 0 else None
-
-    def acquire(self) -> tuple[float, float]:
-        """Wait for a turn to send; return (seconds waited, the send time to report back)."""
+    def acquire(self) -> float:
+        """Wait for a turn to send; return the seconds waited."""
         with self._lock:
+            self._pending += 1
             now = self._clock()
             at = now
-            window = self._window()
+            window = self._pace_window()
             sends = self._sends
             if window is not None and sends.maxlen is not None and len(sends) == sends.maxlen:
-                at = max(now, sends[0] + window * (1 + self._margin))
+                at = max(now, sends[0] + window)
             sends.append(at)
         wait = at - now
         if wait > 0:
             self._sleep(wait)
-        return wait, at
+        return wait
 
-    def observe(
-        self, sent_at: float, limit: int | None, remaining: int | None, *, throttled: bool
-    ) -> None:
-        """Learn from the answer to the request sent at `sent_at` (429: `throttled`)."""
-        if limit is None or limit < 1:
-            return
+    def _pace_window(self) -> float | None:
+        if self._upper is not None:
+            return self._upper * (1 + self._margin)
+        if self._lower > 0:
+            return self._lower * PROBE_FACTOR * (1 + self._margin)
+        return None
+
+    def retry_hint(self) -> float | None:
+        """Seconds until the learned window frees a slot for a request answered 429, if known."""
         with self._lock:
+            window = self._pace_window()
+            limit = self._limit
+            if window is None or limit is None or len(self._answers) < limit:
+                return None
+            return max(0.0, self._answers[-limit] + window - self._clock())
+
+    def cancel(self) -> None:
+        """The request of the last `acquire` got no answer."""
+        with self._lock:
+            self._pending = max(0, self._pending - 1)
+
+    def observe(self, limit: int | None, remaining: int | None, *, throttled: bool) -> None:
+        """Learn from an answer just received (429: `throttled`)."""
+        with self._lock:
+            self._pending = max(0, self._pending - 1)
+            if limit is None or limit < 1:
+                return
             if limit != self._limit:
                 self._limit = limit
                 self._reset()
             if limit > self._max_tracked:
                 return
-            accepted = self._accepted
+            now = self._clock()
+            answers = self._answers
             if throttled:
-                index = bisect.bisect_right(accepted, sent_at)
-                if index >= limit:
-                    self._raise_lower(sent_at - accepted[index - limit])
+                if len(answers) >= limit:
+                    self._raise_lower(now - answers[-limit])
                 return
-            bisect.insort(accepted, sent_at)
-            if len(accepted) > limit + 1:
-                del accepted[: len(accepted) - limit - 1]
+            answers.append(now)
             if remaining is None:
                 return
-            index = bisect.bisect_right(accepted, sent_at)
             used = min(limit, max(1, limit - remaining))
-            # The server may count sends that followed this one before it answers.
-            later = sum(1 for at in self._sends if at > sent_at)
-            counted = max(1, used - later)
-            if index >= counted:
-                self._raise_lower(sent_at - accepted[index - counted])
-            if index > used:
-                bound = sent_at - accepted[index - used - 1]
+            counted = max(1, used - self._pending)
+            if len(answers) >= counted:
+                self._raise_lower(now - answers[-counted])
+            if len(answers) > used:
+                bound = now - answers[-used - 1]
                 if bound >= self._lower and (self._upper is None or bound < self._upper):
                     self._upper = bound
 
