@@ -74,7 +74,8 @@ def test_a_quota_window_with_retry_after_is_learned_and_kept_to(server: SandboxS
     assert stats.server_window_seconds is not None
     assert 1.0 <= stats.server_window_seconds <= 3.0
     windows = len(log) // 10 + 1
-    assert stats.rate_limited_count <= windows  # about one 429 per window, not one per page
+    # the 4 pages in flight when the quota first runs out, then about one 429 per window
+    assert stats.rate_limited_count <= 4 + windows
 
 
 def test_the_pacer_learns_a_rolling_window_from_remaining_alone() -> None:

@@ -83,8 +83,9 @@ def test_a_429_storm_without_retry_after_backs_off_exponentially(
     assert injected["burst_429"] == 4
     meta = materialization_metadata(result, "planhat_objectives")
     assert meta["retries"] == throttled
-    # no Retry-After: each retry waited at least the initial backoff, doubling from there
-    assert meta["retry_wait_seconds"] >= 0.05 * throttled
+    # no Retry-After and nothing learned yet: the burst's retries waited at least the initial
+    # backoff, doubling from there (later ones may wait less: until the learned window frees a slot)
+    assert meta["retry_wait_seconds"] >= 0.05 * injected["burst_429"]
     figures(
         "429 storm, no Retry-After (4 in a row, then 10 req/s)",
         requests=meta["requests"],

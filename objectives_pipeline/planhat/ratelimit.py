@@ -70,7 +70,8 @@ class Pacer:
     in the window (fewer when requests still in flight were counted already),
     so it is longer than the span of the last `used` answers, and (for a
     rolling window) no longer than the span of the last ``used + 1``; a 429
-    means the last `limit` accepted requests all still count. Answer times,
+    means the last `limit` accepted requests (or all this client knows of)
+    still count, and that no slot freed since the first 429 in a row. Answer times,
     not send times, because a busy server counts a request when it gets to it.
 
     Sends keep to `limit` per window (plus `margin`) in a sliding window like
@@ -108,6 +109,7 @@ class Pacer:
         self._sends: deque[float] = deque(maxlen=self._limit or 1)
         self._lower = 0.0
         self._upper: float | None = None
+        self._throttled_since: float | None = None
 
     @property
     def limit(self) -> int | None:
@@ -173,9 +175,15 @@ class Pacer:
             now = self._clock()
             answers = self._answers
             if throttled:
-                if len(answers) >= limit:
-                    self._raise_lower(now - answers[-limit])
+                if self._throttled_since is None:
+                    self._throttled_since = now
+                # all of the last `limit` accepted, or all this client knows of, still count
+                oldest = (
+                    answers[-limit] if len(answers) >= limit else answers[0] if answers else now
+                )
+                self._raise_lower(now - min(oldest, self._throttled_since))
                 return
+            self._throttled_since = None
             answers.append(now)
             if remaining is None:
                 return
