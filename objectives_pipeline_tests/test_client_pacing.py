@@ -10,6 +10,8 @@ from objectives_pipeline.planhat import PlanhatClient, RateLimitedError, RetryPo
 from objectives_pipeline.planhat.ratelimit import InFlightLimit, Pacer
 from objectives_pipeline.sandbox import Faults, SandboxServer
 
+from .fault_matrix import figures
+
 # Retries as quick as they go: the only thing between a 429 and the next attempt is the pacing.
 QUICK = RetryPolicy(initial_backoff=0.001, max_backoff=0.01, jitter=0.001, max_attempts=20)
 PAGE = 100  # 2,500 objectives: 26 requests, enough to hit each limit several times
@@ -51,6 +53,14 @@ def test_a_one_second_limit_is_learned_and_kept_to(server: SandboxServer) -> Non
     # the pager's 4 pages in flight were cut down by the 429s
     assert stats.in_flight_limit_reductions >= 1
     assert stats.min_in_flight_limit is not None and stats.min_in_flight_limit <= 2
+    figures(
+        "client pacing: 5 requests per rolling second, 429 without Retry-After",
+        requests=stats.requests,
+        faults_429=stats.rate_limited_count,
+        learned=f"{stats.server_rate_limit} per {stats.server_window_seconds} s",
+        in_flight_cuts=stats.in_flight_limit_reductions,
+        paced_s=round(stats.paced_seconds, 2),
+    )
 
 
 def test_without_pacing_the_same_limit_exhausts_the_retries(server: SandboxServer) -> None:
@@ -76,6 +86,14 @@ def test_a_quota_window_with_retry_after_is_learned_and_kept_to(server: SandboxS
     windows = len(log) // 10 + 1
     # the 4 pages in flight when the quota first runs out, then about one 429 per window
     assert stats.rate_limited_count <= 4 + windows
+    figures(
+        "client pacing: quota 10 per fixed 2 s window, Retry-After until it resets",
+        requests=stats.requests,
+        faults_429=stats.rate_limited_count,
+        learned=f"{stats.server_rate_limit} per {stats.server_window_seconds} s",
+        retry_wait_s=round(stats.retry_wait_seconds, 2),
+        paced_s=round(stats.paced_seconds, 2),
+    )
 
 
 def test_the_pacer_learns_a_rolling_window_from_remaining_alone() -> None:
