@@ -1,10 +1,11 @@
 """Our extraction vs a plain pager that retries 429s, under a server-side rate limit.
 
-Two scenarios against an in-process sandbox on 127.0.0.1:
+Scenarios against an in-process sandbox on 127.0.0.1:
 
 - ``per_second``: 5 requests per rolling second, 429 without ``Retry-After``;
 - ``quota``: 100 requests per fixed 10 s window (a per-minute quota scaled down),
-  429 with ``Retry-After`` until the window resets.
+  429 with ``Retry-After`` until the window resets;
+- ``none``: no limit, the baseline for the other two.
 
 Run ``python -m bench.ratelimit_probe [--scenario NAME] [--objectives N] [--page-size N]``;
 :func:`probe` returns the figures for other bench code.
@@ -31,6 +32,7 @@ from objectives_pipeline.warehouse import Warehouse
 
 SCENARIOS: dict[str, tuple[Faults, int]] = {
     # name: (server faults, default objectives)
+    "none": (Faults(), 100_000),  # the baseline: no server-side limit
     "per_second": (Faults(rate_limit_per_second=5), 20_000),
     "quota": (
         Faults(
