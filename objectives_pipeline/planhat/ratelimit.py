@@ -105,8 +105,9 @@ class Pacer:
         self._reset()
 
     def _reset(self) -> None:
-        self._answers: deque[float] = deque(maxlen=(self._limit or 0) + 1)
-        self._sends: deque[float] = deque(maxlen=self._limit or 1)
+        tracked = min(self._limit or 1, self._max_tracked)
+        self._answers: deque[float] = deque(maxlen=tracked + 1)
+        self._sends: deque[float] = deque(maxlen=tracked)
         self._lower = 0.0
         self._upper: float | None = None
         self._throttled_since: float | None = None
@@ -134,7 +135,8 @@ class Pacer:
             sends = self._sends
             if window is not None and sends.maxlen is not None and len(sends) == sends.maxlen:
                 at = max(now, sends[0] + window)
-            sends.append(at)
+            if self._limit is None or self._limit <= self._max_tracked:
+                sends.append(at)
         wait = at - now
         if wait > 0:
             self._sleep(wait)
