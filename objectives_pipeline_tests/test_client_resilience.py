@@ -174,16 +174,16 @@ def test_create_is_retried_on_429(server: SandboxServer) -> None:
     assert server.store.get(created.id) is not None
 
 
-def test_low_rate_limit_remaining_slows_the_client_down(server: SandboxServer) -> None:
-    server.faults.rate_limit_window_requests = 10
-    server.faults.rate_limit_window_seconds = 0.3
-    policy = FAST.model_copy(
-        update={"max_attempts": 10, "low_quota_max_pause": 0.3, "low_quota_fraction": 0.2}
-    )
-    with make(server, policy) as api:
-        assert all_ids(api, limit=200, concurrency=1) == server.store.ids()
+def test_a_falling_rate_limit_remaining_paces_the_client(server: SandboxServer) -> None:
+    server.faults.rate_limit_window_requests = 4
+    server.faults.rate_limit_window_seconds = 0.5
+    with make(server, FAST.model_copy(update={"max_attempts": 20})) as api:
+        assert all_ids(api, limit=200, concurrency=1) == server.store.ids()  # 14 requests
         stats = api.stats
-    assert stats.low_quota_pauses > 0 and stats.rate_limit_wait_seconds > 0
+    assert stats.server_rate_limit == 4 and stats.server_window_seconds is not None
+    assert 0.3 <= stats.server_window_seconds <= 1.0
+    assert stats.paced_seconds > 0
+    assert stats.rate_limited_count <= stats.requests // 2
 
 
 def test_client_side_rate_limit_counts_its_waits(server: SandboxServer) -> None:

@@ -82,6 +82,29 @@ def test_rate_limit_per_second_answers_429_past_the_limit(
     assert 429 in seen
 
 
+def test_rate_limit_per_second_advertises_its_limit_and_what_is_left_of_it(
+    server: SandboxServer, client: httpx.Client
+) -> None:
+    server.faults.rate_limit_per_second = 3
+    responses = [client.get("/objectives") for _ in range(4)]
+    assert [r.status_code for r in responses] == [200, 200, 200, 429]
+    assert {r.headers["X-Rate-Limit-Limit"] for r in responses} == {"3"}
+    assert [r.headers["X-Rate-Limit-Remaining"] for r in responses] == ["2", "1", "0", "0"]
+    assert "Retry-After" not in responses[-1].headers
+
+
+def test_window_quota_can_say_when_it_resets_in_retry_after(
+    server: SandboxServer, client: httpx.Client
+) -> None:
+    server.faults.rate_limit_window_requests = 2
+    server.faults.rate_limit_window_seconds = 30.0
+    server.faults.retry_after_window_reset = True
+    server.faults.retry_after = 0.5  # the reset time wins for the quota's own 429s
+    responses = [client.get("/objectives") for _ in range(3)]
+    assert [r.status_code for r in responses] == [200, 200, 429]
+    assert 29 <= int(responses[-1].headers["Retry-After"]) <= 30
+
+
 def test_window_quota_counts_down_in_headers_then_answers_429(
     server: SandboxServer, client: httpx.Client
 ) -> None:

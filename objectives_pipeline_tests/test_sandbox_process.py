@@ -105,7 +105,15 @@ def test_cli_help_lists_the_fault_flags() -> None:
         check=False,
     )
     assert result.returncode == 0
-    for flag in ("--port", "--state-file", "--drop-rate", "--retry-after", "--page-cap"):
+    for flag in (
+        "--port",
+        "--state-file",
+        "--drop-rate",
+        "--retry-after",
+        "--page-cap",
+        "--rate-limit-per-second",
+        "--retry-after-window-reset",
+    ):
         assert flag in result.stdout
     parser = argparse.ArgumentParser()
     add_arguments(parser)
@@ -116,6 +124,20 @@ def test_cli_help_lists_the_fault_flags() -> None:
     assert args.port == 0
     assert (faults.error_rate, faults.bulk_item_error_source_ids) == (0.5, {"a", "b"})
     assert faults.drop_rate == 0.0 and faults.retry_after is None
+    assert not faults.retry_after_window_reset
+    quota = faults_from_args(
+        parser.parse_args(
+            [
+                "--rate-limit-window-requests",
+                "100",
+                "--rate-limit-window-seconds",
+                "10",
+                "--retry-after-window-reset",
+            ]
+        )
+    )
+    assert (quota.rate_limit_window_requests, quota.rate_limit_window_seconds) == (100, 10.0)
+    assert quota.retry_after_window_reset
 
 
 def test_cli_serves_until_sigterm_without_printing_the_token(tmp_path: Path) -> None:

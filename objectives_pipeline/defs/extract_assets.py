@@ -120,6 +120,8 @@ def _metadata(
         "retries": stats.retries,
         "retry_wait_seconds": round(stats.retry_wait_seconds, 3),
         "rate_limit_wait_seconds": round(stats.rate_limit_wait_seconds, 3),
+        "paced_seconds": round(stats.paced_seconds, 3),
+        "in_flight_limit_reductions": stats.in_flight_limit_reductions,
         "seconds": round(result.seconds, 3),
         "records_per_second": round(result.records_per_second, 1),
         "duplicates_removed": result.load.duplicates_removed,

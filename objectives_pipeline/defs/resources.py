@@ -61,10 +61,12 @@ class PlanhatResource(dg.ConfigurableResource):  # type: ignore[type-arg]
     retry_jitter_seconds: float = Field(
         default=0.5, ge=0, description="Random extra wait, up to this much, added to each backoff."
     )
-    low_quota_max_pause_seconds: float = Field(
-        default=10.0,
-        ge=0,
-        description="Longest pause of every request when X-Rate-Limit-Remaining reaches 0.",
+    pace_to_server: bool = Field(
+        default=True,
+        description=(
+            "Learn Planhat's allowance from the X-Rate-Limit-* headers and 429s, space requests "
+            "to it and halve the requests in flight on a 429."
+        ),
     )
     sandbox_dir: str = Field(
         default=DEFAULT_SANDBOX_DIR, description="State folder of the embedded sandbox."
@@ -91,7 +93,7 @@ class PlanhatResource(dg.ConfigurableResource):  # type: ignore[type-arg]
             max_attempts=self.max_attempts,
             initial_backoff=self.retry_initial_backoff_seconds,
             jitter=self.retry_jitter_seconds,
-            low_quota_max_pause=self.low_quota_max_pause_seconds,
+            pace_to_server=self.pace_to_server,
         )
         if self.api_token:
             window = self.rate_limit_window_seconds

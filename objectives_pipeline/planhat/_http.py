@@ -24,7 +24,7 @@ from pydantic import ValidationError as PydanticValidationError
 from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt
 from tenacity.wait import wait_exponential_jitter
 
-from .config import RetryPolicy
+from .config import MAX_CONCURRENCY, RetryPolicy
 from .errors import (
     APIError,
     AuthError,
@@ -40,7 +40,7 @@ from .errors import (
     _RequestError,
 )
 from .models import RECORD_IDS, RECORDS
-from .ratelimit import RateLimiter
+from .ratelimit import InFlightLimit, Pacer, RateLimiter
 from .stats import StatsRecorder
 
 logger = logging.getLogger("objectives_pipeline.planhat")
@@ -100,18 +100,33 @@ def _header_int(headers: httpx.Headers, name: str) -> int | None:
 
 
 class Throttle:
-    """The client-side rate limit plus pauses the server asks for."""
+    """Everything a request waits for before it is sent.
+
+    The client-side rate limit, pauses the server asked for (``Retry-After``)
+    and, with `RetryPolicy.pace_to_server`, pacing to the server's advertised
+    allowance and the adaptive in-flight limit (see `Pacer`, `InFlightLimit`).
+    """
 
     def __init__(
         self, limiter: RateLimiter | None, policy: RetryPolicy, stats: StatsRecorder
     ) -> None:
         self._limiter = limiter
-        self._policy = policy
         self._stats = stats
+        self._pacer = Pacer() if policy.pace_to_server else None
+        self._in_flight = InFlightLimit(MAX_CONCURRENCY) if policy.pace_to_server else None
         self._pause_until = 0.0
         self._lock = threading.Lock()
 
+    def enter(self) -> int:
+        """Take an in-flight slot (blocking); the ticket goes to `leave`."""
+        return self._in_flight.acquire() if self._in_flight is not None else 0
+
+    def leave(self, ticket: int, *, throttled: bool) -> None:
+        if self._in_flight is not None and self._in_flight.release(ticket, throttled=throttled):
+            self._stats.in_flight_cut(self._in_flight.limit)
+
     def wait_turn(self) -> None:
+        """Wait until this request may be sent; `observe` or `cancel` must follow."""
         waited = 0.0
         with self._lock:
             pause = self._pause_until - time.monotonic()
@@ -121,23 +136,30 @@ class Throttle:
         if self._limiter is not None:
             waited += self._limiter.acquire()
         self._stats.rate_limit_wait(waited)
+        if self._pacer is not None:
+            self._stats.paced(self._pacer.acquire())
 
     def pause_for(self, seconds: float) -> None:
         with self._lock:
             self._pause_until = max(self._pause_until, time.monotonic() + seconds)
 
-    def observe(self, headers: httpx.Headers) -> None:
-        """Pause when ``X-Rate-Limit-Remaining`` is low (see `RetryPolicy`)."""
+    def observe(self, headers: httpx.Headers, *, throttled: bool) -> None:
+        """Learn the server's allowance from the ``X-Rate-Limit-*`` headers of an answer."""
+        if self._pacer is None:
+            return
         limit = _header_int(headers, "x-rate-limit-limit")
         remaining = _header_int(headers, "x-rate-limit-remaining")
-        if not limit or limit <= 0 or remaining is None or self._policy.low_quota_max_pause <= 0:
-            return
-        threshold = max(1, math.ceil(limit * self._policy.low_quota_fraction))
-        if remaining > threshold:
-            return
-        share = (threshold - max(remaining, 0) + 1) / (threshold + 1)
-        self.pause_for(self._policy.low_quota_max_pause * share)
-        self._stats.low_quota_pause()
+        self._pacer.observe(limit, remaining, throttled=throttled)
+        self._stats.server_allowance(self._pacer.limit, self._pacer.window)
+
+    def retry_hint(self) -> float | None:
+        """When a 429 without Retry-After may be retried, from the learned window (or None)."""
+        return self._pacer.retry_hint() if self._pacer is not None else None
+
+    def cancel(self) -> None:
+        """The request got no answer."""
+        if self._pacer is not None:
+            self._pacer.cancel()
 
 
 class Sender:
@@ -184,9 +206,19 @@ class Sender:
             raise
 
     def _attempt(self, request: Request, attempt: int) -> Reply:
-        self._throttle.wait_turn()
-        number = self._stats.request_sent()
-        response = self._exchange(request)
+        ticket = self._throttle.enter()
+        throttled = False
+        try:
+            self._throttle.wait_turn()
+            number = self._stats.request_sent()
+            response = self._exchange(request)
+            if isinstance(response, httpx.Response):
+                throttled = response.status_code == 429
+                self._throttle.observe(response.headers, throttled=throttled)
+            else:
+                self._throttle.cancel()
+        finally:
+            self._throttle.leave(ticket, throttled=throttled)
         if isinstance(response, BadResponseError):
             self._stats.bad_response()
             raise response
@@ -194,7 +226,6 @@ class Sender:
             self._stats.transport_error()
             raise response
         self._stats.response(response.status_code)
-        self._throttle.observe(response.headers)
         if not response.is_success:
             raise self._status_error(request, response)
         body = response.content
@@ -379,7 +410,12 @@ class Sender:
         retry_after = exc.retry_after if isinstance(exc, APIError) else None
         if retry_after is not None:
             return min(retry_after, self._policy.max_retry_after)
-        return float(self._backoff(state))
+        backoff = float(self._backoff(state))
+        if isinstance(exc, RateLimitedError):
+            hint = self._throttle.retry_hint()
+            if hint is not None:
+                return min(backoff, hint)  # the pacer then spaces the retry
+        return backoff
 
     def _before_sleep(self, state: RetryCallState, request: Request) -> None:
         exc = state.outcome.exception() if state.outcome else None

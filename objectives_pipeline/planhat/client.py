@@ -54,8 +54,9 @@ class PlanhatClient:
 
     Rate: at most `rate_limit_per_minute` requests per sliding minute, retries
     included (None: no client-side limit; `rate_limiter` replaces it, e.g. to
-    share one limit between clients). Responses with a low
-    ``X-Rate-Limit-Remaining`` pause every request (see `RetryPolicy`).
+    share one limit between clients). The client also paces to the allowance
+    the server advertises in ``X-Rate-Limit-*`` headers and halves the
+    requests it has in flight on a 429 (see `RetryPolicy.pace_to_server`).
 
     `stats` counts requests, retries and waits; `max_in_flight` is the default
     number of concurrent page requests of `iter_pages`.

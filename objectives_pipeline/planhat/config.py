@@ -23,10 +23,11 @@ class RetryPolicy(BaseModel):
     ``min(initial_backoff * 2**(n-1), max_backoff) + uniform(0, jitter)`` seconds,
     or the server's ``Retry-After`` (capped at `max_retry_after`) when it sends one.
 
-    When a response says ``X-Rate-Limit-Remaining`` is at or below
-    `low_quota_fraction` of ``X-Rate-Limit-Limit``, every request of the client
-    pauses, longer the closer the quota is to zero, up to `low_quota_max_pause`
-    seconds at zero remaining.
+    With `pace_to_server`, the client learns the server's allowance from the
+    ``X-Rate-Limit-Limit``/``X-Rate-Limit-Remaining`` headers (the window from
+    how fast ``Remaining`` recovers and when 429s stop) and spaces its requests
+    to it, and halves the requests it has in flight on a 429 (growing them back
+    one at a time on success).
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -36,8 +37,7 @@ class RetryPolicy(BaseModel):
     max_backoff: float = Field(default=30.0, ge=0)
     jitter: float = Field(default=0.5, ge=0)
     max_retry_after: float = Field(default=120.0, ge=0)
-    low_quota_fraction: float = Field(default=0.05, ge=0, le=1)
-    low_quota_max_pause: float = Field(default=10.0, ge=0)
+    pace_to_server: bool = True
 
 
 def is_loopback_host(host: str) -> bool:

@@ -13,8 +13,12 @@ class ClientStats(BaseModel):
 
     `requests` counts every HTTP attempt, retries included;
     `rate_limit_wait_seconds` is time spent in the client-side rate limit and in
-    pauses for a low ``X-Rate-Limit-Remaining``; `retry_wait_seconds` is backoff
-    between attempts.
+    pauses for another request's ``Retry-After``; `retry_wait_seconds` is backoff
+    between attempts. `paced_seconds` is time spent keeping to the server's
+    learned allowance (`server_rate_limit` requests per `server_window_seconds`,
+    None while unknown); `in_flight_limit_reductions` counts the 429s that
+    halved the requests allowed in flight, `min_in_flight_limit` is the lowest
+    that allowance fell to (None: never cut).
     """
 
     model_config = ConfigDict(frozen=True)
@@ -24,10 +28,14 @@ class ClientStats(BaseModel):
     retry_wait_seconds: float = 0.0
     rate_limit_wait_seconds: float = 0.0
     rate_limited_count: int = 0
-    low_quota_pauses: int = 0
     transport_errors: int = 0
     bad_responses: int = 0
     responses_by_status: dict[int, int] = {}
+    paced_seconds: float = 0.0
+    in_flight_limit_reductions: int = 0
+    min_in_flight_limit: int | None = None
+    server_rate_limit: int | None = None
+    server_window_seconds: float | None = None
 
 
 class StatsRecorder:
@@ -42,7 +50,11 @@ class StatsRecorder:
         self._retries = 0
         self._retry_wait = 0.0
         self._rate_limit_wait = 0.0
-        self._low_quota_pauses = 0
+        self._paced = 0.0
+        self._in_flight_cuts = 0
+        self._in_flight_min: int | None = None
+        self._server_limit: int | None = None
+        self._server_window: float | None = None
         self._transport_errors = 0
         self._bad_responses = 0
         self._statuses: Counter[int] = Counter()
@@ -67,9 +79,21 @@ class StatsRecorder:
             with self._lock:
                 self._rate_limit_wait += seconds
 
-    def low_quota_pause(self) -> None:
+    def paced(self, seconds: float) -> None:
+        if seconds > 0:
+            with self._lock:
+                self._paced += seconds
+
+    def in_flight_cut(self, limit: int) -> None:
         with self._lock:
-            self._low_quota_pauses += 1
+            self._in_flight_cuts += 1
+            if self._in_flight_min is None or limit < self._in_flight_min:
+                self._in_flight_min = limit
+
+    def server_allowance(self, limit: int | None, window: float | None) -> None:
+        with self._lock:
+            self._server_limit = limit
+            self._server_window = window
 
     def transport_error(self) -> None:
         with self._lock:
@@ -87,10 +111,16 @@ class StatsRecorder:
                 retry_wait_seconds=round(self._retry_wait, 6),
                 rate_limit_wait_seconds=round(self._rate_limit_wait, 6),
                 rate_limited_count=self._statuses[429],
-                low_quota_pauses=self._low_quota_pauses,
                 transport_errors=self._transport_errors,
                 bad_responses=self._bad_responses,
                 responses_by_status=dict(sorted(self._statuses.items())),
+                paced_seconds=round(self._paced, 6),
+                in_flight_limit_reductions=self._in_flight_cuts,
+                min_in_flight_limit=self._in_flight_min,
+                server_rate_limit=self._server_limit,
+                server_window_seconds=(
+                    None if self._server_window is None else round(self._server_window, 3)
+                ),
             )
             if reset:
                 self._reset()

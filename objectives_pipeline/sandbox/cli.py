@@ -109,6 +109,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         flag = f"--{name.replace('_', '-')}"
         faults.add_argument(flag, dest=name, metavar=metavar, type=kind, help=help_text)
     faults.add_argument(
+        "--retry-after-window-reset",
+        action="store_true",
+        help="429s of an exhausted window quota carry Retry-After: seconds until it resets",
+    )
+    faults.add_argument(
         "--fault-seed", type=int, default=0, metavar="SEED", help="seed of the random fault choices"
     )
 
@@ -116,7 +121,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def faults_from_args(args: argparse.Namespace) -> Faults:
     """The `Faults` the parsed flags ask for."""
     chosen = {name: getattr(args, name) for name, _, _, _ in _FAULT_FLAGS}
-    return Faults(seed=args.fault_seed, **{k: v for k, v in chosen.items() if v is not None})
+    return Faults(
+        seed=args.fault_seed,
+        retry_after_window_reset=args.retry_after_window_reset,
+        **{k: v for k, v in chosen.items() if v is not None},
+    )
 
 
 def _write_info(path: Path, info: dict[str, Any]) -> None:

@@ -7,6 +7,7 @@ restart their count whenever their value changes.
 
 from __future__ import annotations
 
+import math
 import random
 import time
 from collections import deque
@@ -27,7 +28,8 @@ class Faults:
     drop_rate: float = 0.0
     """Share of requests whose connection is closed with no response."""
     rate_limit_per_second: float | None = None
-    """More accepted requests than this within one second get 429."""
+    """More accepted requests than this within any rolling second get 429. Without a window
+    quota, the X-Rate-Limit-* headers advertise this limit and what is left of it."""
     rate_limit_window_requests: int | None = None
     """Quota per window (X-Rate-Limit-Limit); 429 once exhausted."""
     rate_limit_window_seconds: float = 60.0
@@ -35,6 +37,9 @@ class Faults:
     """The next N requests get 429 (counts down as they are served)."""
     retry_after: float | None = None
     """When set, every 429 carries ``Retry-After: <seconds>`` (may be fractional)."""
+    retry_after_window_reset: bool = False
+    """429s for an exhausted window quota carry ``Retry-After``: the whole seconds until the
+    window resets (rounded up). Takes precedence over `retry_after` for those 429s."""
     page_cap: int | None = None
     """List responses hold at most this many records, whatever limit was asked."""
     truncate_rate: float = 0.0
@@ -126,15 +131,24 @@ class FaultEngine:
         return UNLIMITED_QUOTA if configured is None else configured
 
     def rate_limit_headers(self) -> list[tuple[bytes, bytes]]:
-        self._roll_window(time.monotonic())
-        remaining = max(0, self.quota - self._window_used)
+        now = time.monotonic()
+        self._roll_window(now)
+        limit, used = self.quota, self._window_used
+        per_second = self.faults.rate_limit_per_second
+        if per_second is not None and self.faults.rate_limit_window_requests is None:
+            limit = math.ceil(per_second)
+            used = sum(1 for sent in self._recent if now - sent < 1.0)
         return [
-            (b"x-rate-limit-limit", str(self.quota).encode()),
-            (b"x-rate-limit-remaining", str(remaining).encode()),
+            (b"x-rate-limit-limit", str(limit).encode()),
+            (b"x-rate-limit-remaining", str(max(0, limit - used)).encode()),
         ]
 
-    def retry_after_header(self) -> list[tuple[bytes, bytes]]:
+    def retry_after_header(self, reason: str | None = None) -> list[tuple[bytes, bytes]]:
+        """The Retry-After header of a 429 given for `reason` (see `throttle`), if any."""
         seconds = self.faults.retry_after
+        if reason == "rate_limit_window" and self.faults.retry_after_window_reset:
+            left = self._window_start + self.faults.rate_limit_window_seconds - time.monotonic()
+            seconds = float(max(1, math.ceil(left)))
         if seconds is None:
             return []
         text = str(int(seconds)) if float(seconds).is_integer() else f"{seconds:g}"

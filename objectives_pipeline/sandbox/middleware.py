@@ -115,7 +115,7 @@ class FaultMiddleware:
         reason = engine.throttle()
         if reason is not None:
             notes["fault"] = reason
-            headers = engine.retry_after_header()
+            headers = engine.retry_after_header(reason)
             await _reply(send, 429, "text/plain; charset=utf-8", b"Too many requests", headers)
             return
         if engine.roll(faults.error_rate):
