@@ -6,6 +6,7 @@ from typing import Any
 import dagster as dg
 
 from objectives_pipeline.defs.extract_assets import planhat_objectives
+from objectives_pipeline.defs.health_score import health_score_writeback, planhat_company_health
 from objectives_pipeline.defs.jobs import objectives_elt, objectives_elt_daily
 from objectives_pipeline.defs.resources import (
     planhat_resource_from_env,
@@ -23,8 +24,13 @@ from objectives_pipeline.defs.sql_assets import build_sql_model_assets
 def build_defs(resources: Mapping[str, Any]) -> dg.Definitions:
     """The project's definitions bound to `resources` (planhat, warehouse, sql_models)."""
     return dg.Definitions(
-        assets=[planhat_objectives, crm_objectives, *build_sql_model_assets()],
-        jobs=[objectives_elt, push_objectives_to_planhat],
+        assets=[
+            planhat_objectives,
+            crm_objectives,
+            *build_sql_model_assets(),
+            planhat_company_health,
+        ],
+        jobs=[objectives_elt, push_objectives_to_planhat, health_score_writeback],
         schedules=[objectives_elt_daily],
         sensors=[push_after_objectives_to_push],
         resources=dict(resources),

@@ -7,7 +7,14 @@ from pathlib import Path
 import dagster as dg
 from pydantic import Field
 
-from objectives_pipeline.planhat import ConfigError, PlanhatClient, RateLimiter, RetryPolicy
+from objectives_pipeline.planhat import (
+    DEFAULT_ANALYTICS_URL,
+    ConfigError,
+    PlanhatClient,
+    RateLimiter,
+    RetryPolicy,
+)
+from objectives_pipeline.sandbox.app import SANDBOX_TENANT_UUID
 from objectives_pipeline.sandbox.embedded import ensure_sandbox
 from objectives_pipeline.warehouse import (
     DEFAULT_DATABASE_PATH,
@@ -65,6 +72,20 @@ class PlanhatResource(dg.ConfigurableResource):  # type: ignore[type-arg]
         ge=0,
         description="Longest pause of every request when X-Rate-Limit-Remaining reaches 0.",
     )
+    tenant_uuid: str | None = Field(
+        default=None,
+        description=(
+            "Planhat tenant UUID (PLANHAT_TENANT_UUID), needed for custom metrics; the embedded "
+            "sandbox has its own."
+        ),
+    )
+    analytics_url: str | None = Field(
+        default=None,
+        description=(
+            f"Host of custom metrics (PLANHAT_ANALYTICS_URL); {DEFAULT_ANALYTICS_URL} when unset "
+            "with a token, the sandbox itself without."
+        ),
+    )
     sandbox_dir: str = Field(
         default=DEFAULT_SANDBOX_DIR, description="State folder of the embedded sandbox."
     )
@@ -78,6 +99,11 @@ class PlanhatResource(dg.ConfigurableResource):  # type: ignore[type-arg]
     @property
     def uses_sandbox(self) -> bool:
         return not self.api_token
+
+    @property
+    def has_tenant_uuid(self) -> bool:
+        """True when custom metrics can be sent (the sandbox always has a tenant UUID)."""
+        return self.uses_sandbox or bool(self.tenant_uuid and self.tenant_uuid.strip())
 
     def describe_target(self) -> str:
         """Where requests go, safe to log (never the token)."""
@@ -101,6 +127,8 @@ class PlanhatResource(dg.ConfigurableResource):  # type: ignore[type-arg]
                 timeout=self.timeout_seconds,
                 retry=retry,
                 rate_limiter=RateLimiter(per_window, window),
+                tenant_uuid=self.tenant_uuid,
+                analytics_url=self.analytics_url or DEFAULT_ANALYTICS_URL,
             )
         if self.base_url:  # even the default host: a set URL means a real tenant
             raise ConfigError(
@@ -125,6 +153,8 @@ class PlanhatResource(dg.ConfigurableResource):  # type: ignore[type-arg]
             timeout=self.timeout_seconds,
             retry=retry,
             rate_limit_per_minute=None,
+            tenant_uuid=SANDBOX_TENANT_UUID,
+            analytics_url=endpoint.base_url,
         )
 
 
@@ -162,6 +192,8 @@ def planhat_resource_from_env() -> PlanhatResource:
     return PlanhatResource(
         api_token=dg.EnvVar("PLANHAT_API_TOKEN") if token_set else None,  # type: ignore[arg-type]
         base_url=os.environ.get("PLANHAT_BASE_URL", "").strip() or None,
+        tenant_uuid=os.environ.get("PLANHAT_TENANT_UUID", "").strip() or None,
+        analytics_url=os.environ.get("PLANHAT_ANALYTICS_URL", "").strip() or None,
     )
 
 
