@@ -119,7 +119,7 @@ def planhat_company_health(
             lambda: planhat.get_client(context.log),
             options,
             target=target,
-            run_id=context.run_id,
+            run_id=context.run.run_id,
             log=context.log,
         )
     except SourceError as exc:
