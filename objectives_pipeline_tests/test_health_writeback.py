@@ -237,10 +237,19 @@ def test_without_a_tenant_uuid_only_the_field_is_written(
     assert run_elt(definitions, DAY).success
     since = len(server.request_log)
 
-    result = write_back(definitions)
+    result = write_back(definitions, at_risk_field="At-risk objectives %")
 
     assert result.success
     assert [w[:2] for w in writes(server, since)] == [("PUT", "/companies")]
+    shares = query(
+        db,
+        "SELECT company_id, round(at_risk_share * 100, 1) FROM company_objective_health_daily "
+        "WHERE snapshot_date = ? AND avg_health IS NOT NULL",
+        [date.fromisoformat(DAY)],
+    )
+    with PlanhatClient(server.base_url, server.token) as client:
+        stored = {c.id: (c.custom or {}).get("At-risk objectives %") for c in client.iter_companies()}
+    assert {cid: stored[cid] for cid, _ in shares} == {cid: float(v) for cid, v in shares}
     forced = write_back(definitions, push_metric=True)
     assert not forced.success
     failure = next(e for e in forced.all_events if e.is_step_failure).step_failure_data
