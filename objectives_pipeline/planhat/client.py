@@ -107,7 +107,12 @@ class PlanhatClient:
         self.retry = retry or RetryPolicy()
         self._stats = StatsRecorder()
         self._tenant_uuid = check_tenant_uuid(tenant_uuid)
-        self._analytics_url = check_base_url(analytics_url, self._token)
+        # Without a token nothing secret travels, and the analytics host is only used for metrics.
+        self._analytics_url = (
+            check_base_url(analytics_url, self._token)
+            if self._token is not None
+            else str(analytics_url).strip().rstrip("/")
+        )
         self._http = self._http_client(self._base_url, timeout, transport)
         self._sender = self._sender_for(self._http, rate_limiter)
         self._analytics_http = self._http_client(self._analytics_url, timeout, transport)
