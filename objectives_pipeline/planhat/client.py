@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import json
 import os
+import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from types import TracebackType
 from typing import Any, Self
@@ -115,8 +116,11 @@ class PlanhatClient:
         )
         self._http = self._http_client(self._base_url, timeout, transport)
         self._sender = self._sender_for(self._http, rate_limiter)
-        self._analytics_http = self._http_client(self._analytics_url, timeout, transport)
-        self._analytics = self._sender_for(self._analytics_http, rate_limiter)
+        # The analytics host's connection is opened on the first `push_metrics`.
+        self._analytics_options = (timeout, transport, rate_limiter)
+        self._analytics_http: httpx.Client | None = None
+        self._analytics: Sender | None = None
+        self._analytics_lock = threading.Lock()
 
     def _http_client(
         self, base_url: str, timeout: float | httpx.Timeout, transport: httpx.BaseTransport | None
@@ -178,7 +182,17 @@ class PlanhatClient:
 
     def close(self) -> None:
         self._http.close()
-        self._analytics_http.close()
+        with self._analytics_lock:
+            if self._analytics_http is not None:
+                self._analytics_http.close()
+
+    def _analytics_sender(self) -> Sender:
+        with self._analytics_lock:
+            if self._analytics is None:
+                timeout, transport, limiter = self._analytics_options
+                self._analytics_http = self._http_client(self._analytics_url, timeout, transport)
+                self._analytics = self._sender_for(self._analytics_http, limiter)
+            return self._analytics
 
     def __enter__(self) -> Self:
         return self
@@ -292,13 +306,14 @@ class PlanhatClient:
             )
         payloads = metric_payloads(items)
         result = MetricsResult(items=len(payloads))
+        sender = self._analytics_sender()
         path = f"/dimensiondata/{self._tenant_uuid}"
         for offset, count, body in metric_batches(payloads, batch_size=batch_size):
             label = f"POST /dimensiondata/<tenant> first_item={offset}"
             request = Request(
                 "POST", path, label=label, expect="object", idempotent=True, content=body
             )
-            reply = self._analytics.send(request)
+            reply = sender.send(request)
             sent = payloads[offset : offset + count]
             processed, errors = batch_errors(reply.data, sent, offset)
             result = result.model_copy(
