@@ -9,6 +9,12 @@ from datetime import date
 import dagster as dg
 
 from objectives_pipeline.commands.health import print_table, query_health
+from objectives_pipeline.commands.loop import (
+    WRITEBACK_JOB,
+    print_alerts,
+    print_companies_read_back,
+    writeback_line,
+)
 from objectives_pipeline.commands.push import JOB_NAME as PUSH_JOB
 from objectives_pipeline.commands.push import output_summary, refresh_push_source
 from objectives_pipeline.commands.runs import print_failure, run_job
@@ -58,6 +64,12 @@ def run(args: argparse.Namespace) -> int:
                 lambda: run_job("objectives_elt", partition_key=snapshot),
             ),
         ]
+    steps.append(
+        (
+            f"{WRITEBACK_JOB} [{snapshot}]",
+            lambda: run_job(WRITEBACK_JOB, partition_key=snapshot),
+        )
+    )
     for label, execute in steps:
         print(f"==> {label}: running through Dagster ...", flush=True)
         result = execute()
@@ -67,12 +79,17 @@ def run(args: argparse.Namespace) -> int:
         print(f"    run {result.run_id} succeeded")
         if label == PUSH_JOB:
             print(f"    {output_summary(result)}")
+        if label.startswith(WRITEBACK_JOB):
+            print(f"    {writeback_line(result)}")
+            continue
         for line in _materialization_lines(result):
             print(f"    {line}")
     warehouse = Warehouse.from_env()
     rows = query_health(warehouse) or []
     print(f"\nCompany objective health, latest snapshot ({len(rows)} companies, worst 10):")
     print_table(rows[:10], sys.stdout)
+    print_companies_read_back(warehouse, sys.stdout)
+    print_alerts(warehouse, sys.stdout)
     print(f"\nDuckDB file: {warehouse.database}")
     print(
         '  .venv/bin/objectives-pipeline query "SELECT * FROM company_objective_health '

@@ -11,9 +11,10 @@ from objectives_pipeline.defs.partitions import TIMEZONE
 #: When the daily snapshot runs, as cron in OBJECTIVES_TIMEZONE (OBJECTIVES_SCHEDULE_CRON).
 SCHEDULE_CRON = os.environ.get("OBJECTIVES_SCHEDULE_CRON", "0 6 * * *")
 
+# The ELT only reads Planhat: writing back (reverse_etl, health_score) has jobs of its own.
 ELT_SELECTION = dg.AssetSelection.assets(
     "planhat_objectives"
-).downstream() - dg.AssetSelection.groups("reverse_etl")
+).downstream() - dg.AssetSelection.groups("reverse_etl", "health_score")
 
 objectives_elt = dg.define_asset_job(
     name="objectives_elt",

@@ -8,7 +8,14 @@ import dagster as dg
 from pydantic import Field, ValidationError
 
 from objectives_pipeline.alert_webhook import ALERT_WEBHOOK_ENV_VAR
-from objectives_pipeline.planhat import ConfigError, PlanhatClient, RateLimiter, RetryPolicy
+from objectives_pipeline.planhat import (
+    DEFAULT_ANALYTICS_URL,
+    ConfigError,
+    PlanhatClient,
+    RateLimiter,
+    RetryPolicy,
+)
+from objectives_pipeline.sandbox.app import SANDBOX_TENANT_UUID
 from objectives_pipeline.sandbox.embedded import ensure_sandbox
 from objectives_pipeline.warehouse import (
     DEFAULT_DATABASE_PATH,
@@ -68,6 +75,20 @@ class PlanhatResource(dg.ConfigurableResource):  # type: ignore[type-arg]
             "to it and halve the requests in flight on a 429."
         ),
     )
+    tenant_uuid: str | None = Field(
+        default=None,
+        description=(
+            "Planhat tenant UUID (PLANHAT_TENANT_UUID), needed for custom metrics; the embedded "
+            "sandbox has its own."
+        ),
+    )
+    analytics_url: str | None = Field(
+        default=None,
+        description=(
+            f"Host of custom metrics (PLANHAT_ANALYTICS_URL); {DEFAULT_ANALYTICS_URL} when unset "
+            "with a token, the sandbox itself without."
+        ),
+    )
     sandbox_dir: str = Field(
         default=DEFAULT_SANDBOX_DIR, description="State folder of the embedded sandbox."
     )
@@ -81,6 +102,11 @@ class PlanhatResource(dg.ConfigurableResource):  # type: ignore[type-arg]
     @property
     def uses_sandbox(self) -> bool:
         return not self.api_token
+
+    @property
+    def has_tenant_uuid(self) -> bool:
+        """True when custom metrics can be sent (the sandbox always has a tenant UUID)."""
+        return self.uses_sandbox or bool(self.tenant_uuid and self.tenant_uuid.strip())
 
     def describe_target(self) -> str:
         """Where requests go, safe to log (never the token)."""
@@ -104,6 +130,8 @@ class PlanhatResource(dg.ConfigurableResource):  # type: ignore[type-arg]
                 timeout=self.timeout_seconds,
                 retry=retry,
                 rate_limiter=RateLimiter(per_window, window),
+                tenant_uuid=self.tenant_uuid,
+                analytics_url=self.analytics_url or DEFAULT_ANALYTICS_URL,
             )
         if self.base_url:  # even the default host: a set URL means a real tenant
             raise ConfigError(
@@ -128,6 +156,8 @@ class PlanhatResource(dg.ConfigurableResource):  # type: ignore[type-arg]
             timeout=self.timeout_seconds,
             retry=retry,
             rate_limit_per_minute=None,
+            tenant_uuid=SANDBOX_TENANT_UUID,
+            analytics_url=endpoint.base_url,
         )
 
 
@@ -180,6 +210,8 @@ def planhat_resource_from_env() -> PlanhatResource:
     return PlanhatResource(
         api_token=dg.EnvVar("PLANHAT_API_TOKEN") if token_set else None,  # type: ignore[arg-type]
         base_url=os.environ.get("PLANHAT_BASE_URL", "").strip() or None,
+        tenant_uuid=os.environ.get("PLANHAT_TENANT_UUID", "").strip() or None,
+        analytics_url=os.environ.get("PLANHAT_ANALYTICS_URL", "").strip() or None,
     )
 
 

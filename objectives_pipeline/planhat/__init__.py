@@ -12,13 +12,20 @@ with PlanhatClient.from_env() as client:          # PLANHAT_API_TOKEN, PLANHAT_B
 
 from .bulk import BatchOutcome, BulkItemError, BulkUpsertResult
 from .client import PlanhatClient
-from .config import DEFAULT_BASE_URL, MAX_BULK_BATCH, MAX_PAGE_SIZE, RetryPolicy
+from .config import (
+    DEFAULT_BASE_URL,
+    MAX_BULK_BATCH,
+    MAX_COMPANY_PAGE_SIZE,
+    MAX_PAGE_SIZE,
+    RetryPolicy,
+)
 from .errors import (
     APIError,
     AuthError,
     BadRequestError,
     BadResponseError,
     ConfigError,
+    InvalidItemError,
     InvalidObjectiveError,
     NotFoundError,
     PlanhatConnectionError,
@@ -28,14 +35,17 @@ from .errors import (
     RateLimitedError,
     ServerError,
 )
-from .models import DeleteResult, Objective, ObjectiveIn, ObjectivePage
+from .metrics import DEFAULT_ANALYTICS_URL, MetricError, MetricItem, MetricsResult
+from .models import Company, DeleteResult, Objective, ObjectiveIn, ObjectivePage
 from .ratelimit import RateLimiter
 from .refs import CompanyRef, ObjectiveRef
 from .stats import ClientStats
 
 __all__ = [
+    "DEFAULT_ANALYTICS_URL",
     "DEFAULT_BASE_URL",
     "MAX_BULK_BATCH",
+    "MAX_COMPANY_PAGE_SIZE",
     "MAX_PAGE_SIZE",
     "APIError",
     "AuthError",
@@ -45,10 +55,15 @@ __all__ = [
     "BulkItemError",
     "BulkUpsertResult",
     "ClientStats",
+    "Company",
     "CompanyRef",
     "ConfigError",
     "DeleteResult",
+    "InvalidItemError",
     "InvalidObjectiveError",
+    "MetricError",
+    "MetricItem",
+    "MetricsResult",
     "NotFoundError",
     "Objective",
     "ObjectiveIn",

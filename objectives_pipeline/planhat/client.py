@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import json
 import os
+import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from types import TracebackType
 from typing import Any, Self
@@ -21,14 +22,31 @@ from .bulk import BatchOutcome, BulkUpsertResult, batch_result, has_keyable
 from .config import (
     DEFAULT_BASE_URL,
     MAX_BULK_BATCH,
+    MAX_COMPANY_PAGE_SIZE,
     MAX_CONCURRENCY,
     MAX_PAGE_SIZE,
     RetryPolicy,
     check_base_url,
     coerce_token,
 )
-from .errors import AuthError, BadResponseError, ConfigError, InvalidObjectiveError
-from .models import DeleteResult, Objective, ObjectiveIn, ObjectivePage, PageParse
+from .errors import (
+    AuthError,
+    BadResponseError,
+    ConfigError,
+    InvalidItemError,
+    InvalidObjectiveError,
+)
+from .metrics import (
+    DEFAULT_ANALYTICS_URL,
+    MAX_METRIC_BATCH,
+    MetricItem,
+    MetricsResult,
+    batch_errors,
+    check_tenant_uuid,
+    metric_batches,
+    metric_payloads,
+)
+from .models import Company, DeleteResult, Objective, ObjectiveIn, ObjectivePage, PageParse
 from .paging import guard_progress, page_concurrently
 from .ratelimit import RateLimiter
 from .refs import CompanyRef, ObjectiveRef
@@ -38,6 +56,8 @@ CompanyFilter = str | CompanyRef | Sequence[str | CompanyRef] | None
 Select = str | Sequence[str] | None
 ObjectiveId = str | ObjectiveRef
 BulkItem = ObjectiveIn | Mapping[str, Any]
+_OBJECTIVES = "/objectives"
+_COMPANIES = "/companies"
 
 
 class PlanhatClient:
@@ -74,6 +94,8 @@ class PlanhatClient:
         max_in_flight: int = 4,
         max_query_length: int = query.MAX_QUERY_LENGTH,
         transport: httpx.BaseTransport | None = None,
+        tenant_uuid: str | None = None,
+        analytics_url: str = DEFAULT_ANALYTICS_URL,
     ) -> None:
         self._token = coerce_token(token)
         self._base_url = check_base_url(base_url, self._token)
@@ -86,11 +108,29 @@ class PlanhatClient:
         self._max_query_length = max_query_length
         self.retry = retry or RetryPolicy()
         self._stats = StatsRecorder()
+        self._tenant_uuid = check_tenant_uuid(tenant_uuid)
+        # Without a token nothing secret travels, and the analytics host is only used for metrics.
+        self._analytics_url = (
+            check_base_url(analytics_url, self._token)
+            if self._token is not None
+            else str(analytics_url).strip().rstrip("/")
+        )
+        self._http = self._http_client(self._base_url, timeout, transport)
+        self._sender = self._sender_for(self._http, rate_limiter)
+        # The analytics host's connection is opened on the first `push_metrics`.
+        self._analytics_options = (timeout, transport, rate_limiter)
+        self._analytics_http: httpx.Client | None = None
+        self._analytics: Sender | None = None
+        self._analytics_lock = threading.Lock()
+
+    def _http_client(
+        self, base_url: str, timeout: float | httpx.Timeout, transport: httpx.BaseTransport | None
+    ) -> httpx.Client:
         headers = {"Accept": "application/json", "User-Agent": "objectives-pipeline"}
         if self._token is not None:
             headers["Authorization"] = f"Bearer {self._token.get_secret_value()}"
-        self._http = httpx.Client(
-            base_url=self._base_url,
+        return httpx.Client(
+            base_url=base_url,
             headers=headers,
             timeout=timeout,
             transport=transport,
@@ -98,20 +138,22 @@ class PlanhatClient:
                 max_connections=MAX_CONCURRENCY, max_keepalive_connections=MAX_CONCURRENCY
             ),
         )
-        self._sender = Sender(
-            self._http,
-            token=self._token,
-            policy=self.retry,
-            limiter=rate_limiter,
-            stats=self._stats,
-        )
+
+    def _sender_for(self, http: httpx.Client, limiter: RateLimiter | None) -> Sender:
+        return Sender(http, token=self._token, policy=self.retry, limiter=limiter, stats=self._stats)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **options: Any) -> PlanhatClient:
         """A client for ``PLANHAT_BASE_URL`` (default https://api.planhat.com) with
-        ``PLANHAT_API_TOKEN``; `options` go to the constructor."""
+        ``PLANHAT_API_TOKEN``; metrics go to ``PLANHAT_ANALYTICS_URL`` (default
+        https://analytics.planhat.com) for ``PLANHAT_TENANT_UUID``. `options` go to
+        the constructor."""
         env = os.environ if environ is None else environ
         base_url = env.get("PLANHAT_BASE_URL", "").strip() or DEFAULT_BASE_URL
+        options.setdefault("tenant_uuid", env.get("PLANHAT_TENANT_UUID"))
+        analytics = env.get("PLANHAT_ANALYTICS_URL", "").strip()
+        if analytics:
+            options.setdefault("analytics_url", analytics)
         return cls(base_url, env.get("PLANHAT_API_TOKEN"), **options)
 
     @property
@@ -131,8 +173,27 @@ class PlanhatClient:
         """Zero the counters; return their values before."""
         return self._stats.snapshot(reset=True)
 
+    @property
+    def analytics_url(self) -> str:
+        return self._analytics_url
+
+    @property
+    def tenant_uuid(self) -> str | None:
+        return self._tenant_uuid
+
     def close(self) -> None:
         self._http.close()
+        with self._analytics_lock:
+            if self._analytics_http is not None:
+                self._analytics_http.close()
+
+    def _analytics_sender(self) -> Sender:
+        with self._analytics_lock:
+            if self._analytics is None:
+                timeout, transport, limiter = self._analytics_options
+                self._analytics_http = self._http_client(self._analytics_url, timeout, transport)
+                self._analytics = self._sender_for(self._analytics_http, limiter)
+            return self._analytics
 
     def __enter__(self) -> Self:
         return self
@@ -148,6 +209,122 @@ class PlanhatClient:
     def __repr__(self) -> str:
         token = "'**********'" if self._token is not None else "None"
         return f"PlanhatClient(base_url={self._base_url!r}, token={token})"
+
+    # -- companies and metrics ------------------------------------------------
+
+    def list_companies(
+        self,
+        *,
+        limit: int | None = None,
+        offset: int = 0,
+        sort: str | None = "_id",
+        select: Select = None,
+    ) -> list[Company]:
+        """One page of ``GET /companies`` (Planhat's default page size is 100, max 5,000)."""
+        if limit is not None:
+            _check_limit(limit, MAX_COMPANY_PAGE_SIZE)
+        params = self._list_queries(None, sort=sort, select=select)[0]
+        if limit is not None:
+            params["limit"] = str(limit)
+        params["offset"] = str(_check_offset(offset))
+        request = self._get_list(_COMPANIES, params, offset=offset, limit=limit)
+        return [_company(r, request.label) for r in self._sender.send(request).data]
+
+    def iter_companies(
+        self,
+        *,
+        limit: int = MAX_COMPANY_PAGE_SIZE,
+        sort: str | None = "_id",
+        select: Select = None,
+        concurrency: int | None = None,
+    ) -> Iterator[Company]:
+        """Every company, paged like `iter_pages` (up to 5,000 per page)."""
+        _check_limit(limit, MAX_COMPANY_PAGE_SIZE)
+        workers = _check_concurrency(
+            self._max_in_flight if concurrency is None else concurrency, "concurrency"
+        )
+        queries = self._list_queries(None, sort=sort, select=select)
+        pages = self._pages(_COMPANIES, queries, limit=limit, concurrency=workers)
+        return (
+            _company(record, f"GET /companies offset={page.offset} limit={page.limit}")
+            for page in pages
+            for record in page.records
+        )
+
+    def list_lean_companies(self) -> list[Company]:
+        """Every company's ``_id``, ``name``, ``externalId`` and ``sourceId`` in one request."""
+        request = Request(
+            "GET", "/leancompanies", label="GET /leancompanies", expect="list", idempotent=True
+        )
+        return [_company(r, request.label) for r in self._sender.send(request).data]
+
+    def get_company(self, ref: str | CompanyRef) -> Company:
+        """One company by ``_id`` or `CompanyRef` (``extid-…``, ``srcid-…``)."""
+        request = self._one("GET", ref, idempotent=True, model=_COMPANIES)
+        return _company(self._sender.send(request).data, request.label)
+
+    def update_company(self, ref: str | CompanyRef, fields: Mapping[str, Any]) -> Company:
+        """Change the given fields of one company, e.g. ``{"custom": {"Tier": "Gold"}}``."""
+        if not isinstance(fields, Mapping) or not fields:
+            raise InvalidItemError("update_company needs a non-empty mapping of fields")
+        content = _json(dict(fields))
+        request = self._one("PUT", ref, idempotent=True, content=content, model=_COMPANIES)
+        return _company(self._sender.send(request).data, request.label)
+
+    def bulk_upsert_companies(
+        self,
+        companies: Iterable[Mapping[str, Any]],
+        *,
+        batch_size: int = MAX_BULK_BATCH,
+        on_batch: Callable[[BulkUpsertResult], None] | None = None,
+    ) -> BulkUpsertResult:
+        """Upsert companies with ``PUT /companies``, as `bulk_upsert` does objectives.
+
+        Matched by ``_id``, then ``sourceId``, then ``externalId``; creating one needs `name`.
+        """
+        return self._bulk_upsert(_COMPANIES, companies, batch_size=batch_size, on_batch=on_batch)
+
+    def push_metrics(
+        self,
+        items: Iterable[MetricItem | Mapping[str, Any]],
+        *,
+        batch_size: int = MAX_METRIC_BATCH,
+    ) -> MetricsResult:
+        """Send custom metric values to ``POST <analytics_url>/dimensiondata/<tenant UUID>``.
+
+        Items are checked first (nothing is sent if one is invalid), then sent in
+        requests of at most `batch_size` (≤ 5,000) items and 32 MB. Planhat keeps one
+        value per company, metric and day, so a resent batch is harmless and retried.
+        """
+        if self._tenant_uuid is None:
+            raise ConfigError(
+                "Custom metrics need the tenant UUID: set PLANHAT_TENANT_UUID (Planhat > "
+                "Settings > Private apps shows it) or pass tenant_uuid=..."
+            )
+        if isinstance(batch_size, bool) or not 1 <= batch_size <= MAX_METRIC_BATCH:
+            raise ConfigError(
+                f"batch_size must be an integer from 1 to {MAX_METRIC_BATCH}, got {batch_size!r}"
+            )
+        payloads = metric_payloads(items)
+        result = MetricsResult(items=len(payloads))
+        sender = self._analytics_sender()
+        path = f"/dimensiondata/{self._tenant_uuid}"
+        for offset, count, body in metric_batches(payloads, batch_size=batch_size):
+            label = f"POST /dimensiondata/<tenant> first_item={offset}"
+            request = Request(
+                "POST", path, label=label, expect="object", idempotent=True, content=body
+            )
+            reply = sender.send(request)
+            sent = payloads[offset : offset + count]
+            processed, errors = batch_errors(reply.data, sent, offset)
+            result = result.model_copy(
+                update={
+                    "processed": result.processed + processed,
+                    "errors": result.errors + errors,
+                    "requests": result.requests + 1,
+                }
+            )
+        return result
 
     # -- reading --------------------------------------------------------------
 
@@ -174,7 +351,7 @@ class PlanhatClient:
             if limit is not None:
                 params["limit"] = str(limit)
             params["offset"] = str(offset)
-            request = self._get_list(params, offset=offset, limit=limit)
+            request = self._get_list(_OBJECTIVES, params, offset=offset, limit=limit)
             reply = self._sender.send(request)
             objectives.extend(_objective(r, request.label) for r in reply.data)
         return objectives
@@ -211,10 +388,11 @@ class PlanhatClient:
             self._max_in_flight if concurrency is None else concurrency, "concurrency"
         )
         queries = self._list_queries(company_id, sort=sort, select=select)
-        return self._pages(queries, limit=limit, concurrency=workers, parse=parse)
+        return self._pages(_OBJECTIVES, queries, limit=limit, concurrency=workers, parse=parse)
 
     def _pages(
         self,
+        path: str,
         queries: list[dict[str, str]],
         *,
         limit: int,
@@ -222,7 +400,7 @@ class PlanhatClient:
         parse: PageParse = "records",
     ) -> Iterator[ObjectivePage]:
         for params in queries:
-            fetch = self._page_fetcher(params, parse)
+            fetch = self._page_fetcher(path, params, parse)
             yield from guard_progress(
                 page_concurrently(fetch, start=0, limit=limit, concurrency=concurrency)
             )
@@ -317,9 +495,19 @@ class PlanhatClient:
 
         A batch that fails outright raises; the batches before it were applied.
         """
+        return self._bulk_upsert(_OBJECTIVES, objects, batch_size=batch_size, on_batch=on_batch)
+
+    def _bulk_upsert(
+        self,
+        path: str,
+        objects: Iterable[BulkItem],
+        *,
+        batch_size: int,
+        on_batch: Callable[[BulkUpsertResult], None] | None,
+    ) -> BulkUpsertResult:
         result = BulkUpsertResult()
         try:
-            for batch in self.iter_bulk_upsert(objects, batch_size=batch_size):
+            for batch in self._iter_bulk(path, objects, batch_size):
                 if on_batch is not None:
                     on_batch(batch)
                 result = result.merge(batch)
@@ -336,6 +524,11 @@ class PlanhatClient:
         self, objects: Iterable[BulkItem], *, batch_size: int = MAX_BULK_BATCH
     ) -> Iterator[BulkUpsertResult]:
         """Like `bulk_upsert`, yielding each batch's result as it is sent."""
+        return self._iter_bulk(_OBJECTIVES, objects, batch_size)
+
+    def _iter_bulk(
+        self, path: str, objects: Iterable[BulkItem], batch_size: int
+    ) -> Iterator[BulkUpsertResult]:
         if (
             isinstance(batch_size, bool)
             or not isinstance(batch_size, int)
@@ -345,10 +538,10 @@ class PlanhatClient:
                 f"batch_size must be an integer from 1 to {MAX_BULK_BATCH} (Planhat rejects "
                 f"larger bulk requests), got {batch_size!r}"
             )
-        return self._bulk_batches(iter(objects), batch_size)
+        return self._bulk_batches(path, iter(objects), batch_size)
 
     def _bulk_batches(
-        self, objects: Iterator[BulkItem], batch_size: int
+        self, path: str, objects: Iterator[BulkItem], batch_size: int
     ) -> Iterator[BulkUpsertResult]:
         offset = 0
         for index in itertools.count():
@@ -356,16 +549,16 @@ class PlanhatClient:
             if not chunk:
                 return
             items = [_bulk_item(obj, offset + i) for i, obj in enumerate(chunk)]
-            yield self._send_batch(items, index=index, offset=offset)
+            yield self._send_batch(path, items, index=index, offset=offset)
             offset += len(items)
 
     def _send_batch(
-        self, items: list[dict[str, Any]], *, index: int, offset: int
+        self, path: str, items: list[dict[str, Any]], *, index: int, offset: int
     ) -> BulkUpsertResult:
-        label = f"PUT /objectives batch={index} items={len(items)} first_item={offset}"
+        label = f"PUT {path} batch={index} items={len(items)} first_item={offset}"
         request = Request(
             "PUT",
-            "/objectives",
+            path,
             label=label,
             expect="object",
             idempotent=all(has_keyable(item) for item in items),
@@ -417,29 +610,28 @@ class PlanhatClient:
 
     def _get_list(
         self,
+        path: str,
         params: dict[str, str],
         *,
         offset: int,
         limit: int | None,
         parse: PageParse = "records",
     ) -> Request:
-        label = f"GET /objectives offset={offset}"
+        label = f"GET {path} offset={offset}"
         if limit is not None:
             label += f" limit={limit}"
         if "companyId" in params:
             label += f" companyId=<{params['companyId'].count(',') + 1} ids>"
         expect: Expect = "list_ids" if parse == "ids" else "list"
-        return Request(
-            "GET", "/objectives", label=label, expect=expect, idempotent=True, params=params
-        )
+        return Request("GET", path, label=label, expect=expect, idempotent=True, params=params)
 
     def _page_fetcher(
-        self, params: dict[str, str], parse: PageParse = "records"
+        self, path: str, params: dict[str, str], parse: PageParse = "records"
     ) -> Callable[[int, int], ObjectivePage]:
         def fetch(offset: int, limit: int) -> ObjectivePage:
             page_params = {**params, "offset": str(offset), "limit": str(limit)}
             reply: Reply = self._sender.send(
-                self._get_list(page_params, offset=offset, limit=limit, parse=parse)
+                self._get_list(path, page_params, offset=offset, limit=limit, parse=parse)
             )
             return ObjectivePage(
                 offset=offset,
@@ -453,14 +645,22 @@ class PlanhatClient:
         return fetch
 
     def _one(
-        self, method: str, id: ObjectiveId, *, idempotent: bool, content: bytes | None = None
+        self,
+        method: str,
+        id: ObjectiveId | CompanyRef,
+        *,
+        idempotent: bool,
+        content: bytes | None = None,
+        model: str = _OBJECTIVES,
     ) -> Request:
-        ref = id.value if isinstance(id, ObjectiveRef) else id
+        ref = id.value if isinstance(id, ObjectiveRef | CompanyRef) else id
         if not isinstance(ref, str) or not ref.strip():
+            what = "objective" if model == _OBJECTIVES else "company"
             raise InvalidObjectiveError(
-                f"An objective id must be a non-empty _id string or an ObjectiveRef, got {id!r}"
+                f"A {what} id must be a non-empty _id string or a reference "
+                f"(ObjectiveRef/CompanyRef), got {id!r}"
             )
-        path = f"/objectives/{quote(ref, safe='')}"
+        path = f"{model}/{quote(ref, safe='')}"
         return Request(
             method,
             path,
@@ -471,10 +671,10 @@ class PlanhatClient:
         )
 
 
-def _check_limit(limit: int) -> int:
-    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_PAGE_SIZE:
+def _check_limit(limit: int, largest: int = MAX_PAGE_SIZE) -> int:
+    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= largest:
         raise ConfigError(
-            f"limit must be an integer from 1 to {MAX_PAGE_SIZE} (Planhat's largest page), "
+            f"limit must be an integer from 1 to {largest} (Planhat's largest page), "
             f"got {limit!r}"
         )
     return limit
@@ -521,6 +721,19 @@ def _objective(data: Any, label: str) -> Objective:
         raise BadResponseError(
             f"Objective {record!r} from Planhat does not fit the Objective model ({where}: "
             f"{problem['msg']}); iter_pages gives the raw records",
+            request=label,
+            retryable=False,
+        ) from None
+
+
+def _company(data: Any, label: str) -> Company:
+    try:
+        return Company.model_validate(data)
+    except PydanticValidationError as exc:
+        problem = exc.errors()[0]
+        where = ".".join(str(part) for part in problem["loc"])
+        raise BadResponseError(
+            f"A company from Planhat does not fit the Company model ({where}: {problem['msg']})",
             request=label,
             retryable=False,
         ) from None

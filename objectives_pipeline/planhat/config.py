@@ -11,6 +11,7 @@ from .errors import ConfigError
 
 DEFAULT_BASE_URL = "https://api.planhat.com"
 MAX_PAGE_SIZE = 2000
+MAX_COMPANY_PAGE_SIZE = 5000
 MAX_BULK_BATCH = 5000
 MAX_CONCURRENCY = 50  # Planhat allows bursts of up to 50 parallel requests
 

@@ -132,3 +132,7 @@ class PlanhatTimeoutError(PlanhatTransportError):
 
 class PlanhatConnectionError(PlanhatTransportError):
     """The connection could not be made or broke before a full answer arrived."""
+
+
+class InvalidItemError(InvalidObjectiveError):
+    """A company or metric item was rejected by client-side validation; nothing was sent."""

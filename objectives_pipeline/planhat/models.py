@@ -55,6 +55,23 @@ class Objective(BaseModel):
     version: int | None = Field(default=None, alias="__v")
 
 
+class Company(BaseModel):
+    """One company as Planhat returns it; custom fields are in `custom`, keyed by their name.
+
+    Unknown fields are kept (``company.model_extra``).
+    """
+
+    model_config = ConfigDict(
+        extra="allow", validate_by_name=True, validate_by_alias=True, serialize_by_alias=True
+    )
+
+    id: str = Field(alias="_id")
+    name: str | None = None
+    external_id: IdString | None = Field(default=None, alias="externalId")
+    source_id: IdString | None = Field(default=None, alias="sourceId")
+    custom: dict[str, Any] | None = None
+
+
 def _company_to_str(value: Any) -> Any:
     return value.value if isinstance(value, CompanyRef) else value
 

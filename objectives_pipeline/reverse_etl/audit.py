@@ -13,8 +13,9 @@ table                       one row per
 
 Outcomes in ``push_results``: ``created``, ``updated``, ``unmodified`` (Planhat matched
 the item and had nothing to change), ``failed`` (Planhat refused it, or the request
-failed), ``not_sent`` (the run stopped before its batch), and in dry runs
-``would_create`` / ``would_update``.
+failed), ``not_sent`` (the run stopped before its batch), ``skipped`` (the health write-back:
+a metric for a company without an externalId), and in dry runs ``would_create`` /
+``would_update``.
 
 Many rows are written with one statement of parallel ``unnest`` lists: DuckDB's
 ``executemany`` inserts a few hundred rows per second, this a few hundred thousand.
@@ -33,6 +34,10 @@ from pydantic_core import to_json
 SCHEMA = "reverse_etl"
 SUCCESS_OUTCOMES = ("created", "updated", "unmodified")
 FAILURE_OUTCOMES = ("failed", "not_sent")
+#: Outcomes whose payload hash is remembered in push_state: not sent again until it changes.
+#: ``skipped``: a value Planhat cannot take as sent (e.g. a metric for a company without an
+#: externalId); remembered so that an unchanged re-run asks Planhat nothing.
+REMEMBERED_OUTCOMES = (*SUCCESS_OUTCOMES, "skipped")
 
 DDL = f"""
 CREATE SCHEMA IF NOT EXISTS {SCHEMA};
@@ -215,9 +220,9 @@ def record_outcomes(
                 recorded_at,
             ],
         )
-        succeeded = [o for o in outcomes if o.succeeded]
-        if update_state and succeeded:
-            _remember(con, run_id, target, succeeded, recorded_at)
+        remembered = [o for o in outcomes if o.outcome in REMEMBERED_OUTCOMES]
+        if update_state and remembered:
+            _remember(con, run_id, target, remembered, recorded_at)
         con.execute("COMMIT")
     except BaseException:
         con.execute("ROLLBACK")

@@ -1,4 +1,5 @@
-"""The sandbox's ASGI application: Planhat's objective routes plus fault injection."""
+"""The sandbox's ASGI application: Planhat's objective and company routes, custom metrics
+(the analytics host's ``/dimensiondata``, served on the same port) and fault injection."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import json
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import date
 from typing import Any
 
 from starlette.applications import Starlette
@@ -14,9 +16,13 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp
 
+from objectives_pipeline.sandbox.companies import InvalidCompany
 from objectives_pipeline.sandbox.faults import FaultEngine
 from objectives_pipeline.sandbox.middleware import HEALTH_PATH, FaultMiddleware, RequestRecord
 from objectives_pipeline.sandbox.store import InvalidObjective, SandboxStore, dumps
+
+SANDBOX_TENANT_UUID = "00000000-5a4d-4b0c-8000-000000000042"
+"""The tenant UUID the sandbox accepts in ``POST /dimensiondata/<tenant>`` unless told otherwise."""
 
 _HTML_ERROR_PAGE = (
     b"<!DOCTYPE html><html><head><title>502 Bad Gateway</title></head>"
@@ -34,6 +40,8 @@ class SandboxContext:
     request_log: list[RequestRecord] = field(default_factory=list)
     max_bulk_items: int = 5000
     max_limit: int = 2000
+    max_company_limit: int = 5000
+    tenant_uuid: str = SANDBOX_TENANT_UUID
 
 
 def _json(value: Any, status: int = 200) -> Response:
@@ -171,6 +179,83 @@ def build_app(ctx: SandboxContext) -> ASGIApp:
             return _error("Objective not found", 404)
         return _json({"n": 1, "ok": 1, "deletedCount": 1})
 
+    async def list_companies(request: Request) -> Response:
+        limit = min(_query_int(request, "limit", 100, 1), ctx.max_company_limit)
+        if ctx.engine.faults.page_cap is not None:
+            limit = min(limit, max(ctx.engine.faults.page_cap, 0))
+        page = ctx.store.company_page(
+            offset=_query_int(request, "offset", 0, 0),
+            limit=limit,
+            sort=request.query_params.get("sort") or None,
+            select=_split(request.query_params.get("select")),
+        )
+        _notes(request)["n_items"] = len(page)
+        return _json(page)
+
+    async def lean_companies(request: Request) -> Response:
+        companies = ctx.store.lean_companies()
+        for key in ("externalId", "sourceId"):
+            wanted = request.query_params.get(key)
+            if wanted is not None:
+                companies = [c for c in companies if str(c.get(key)) == wanted]
+        _notes(request)["n_items"] = len(companies)
+        return _json(companies)
+
+    async def get_company(request: Request) -> Response:
+        company = ctx.store.resolve_company(request.path_params["ref"])
+        if company is None:
+            return _error("Company not found", 404)
+        return _json(company)
+
+    async def update_company(request: Request) -> Response:
+        changes = await _json_body(request)
+        if not isinstance(changes, dict):
+            raise _BadRequest("Body must be a JSON object")
+        try:
+            updated = ctx.store.update_company(request.path_params["ref"], changes)
+        except InvalidCompany as exc:
+            return _error(str(exc), 400)
+        if updated is None:
+            return _error("Company not found", 404)
+        return _json(updated)
+
+    async def bulk_upsert_companies(request: Request) -> Response:
+        items = await _json_body(request)
+        if not isinstance(items, list):
+            raise _BadRequest("Body must be a JSON array of companies")
+        _notes(request)["n_items"] = len(items)
+        if len(items) > ctx.max_bulk_items:
+            raise _BadRequest(f"Too many items: {len(items)}, the maximum is {ctx.max_bulk_items}")
+        faults = ctx.engine.faults
+        result = ctx.store.bulk_upsert_companies(
+            items,
+            failing=set(faults.bulk_item_error_source_ids),
+            forbidden=set(faults.bulk_item_permission_source_ids),
+        )
+        failed = result["createdErrors"] or result["updatedErrors"] or result["permissionErrors"]
+        return _json(result, 206 if failed else 200)
+
+    async def post_metrics(request: Request) -> Response:
+        if request.path_params["tenant"].lower() != ctx.tenant_uuid:
+            return _error("Unknown tenant", 404)
+        body = await _json_body(request)
+        items = body if isinstance(body, list) else [body]
+        _notes(request)["n_items"] = len(items)
+        today = (date.today() - date(1970, 1, 1)).days
+        return _json(ctx.store.add_metrics(items, today))
+
+    async def read_metrics(request: Request) -> Response:
+        first = _query_int(request, "from", 0, 0)
+        last = _query_int(request, "to", 10**6, 0)
+        rows = ctx.store.read_metrics(
+            request.query_params.get("cId") or None,
+            request.query_params.get("dimid") or None,
+            first,
+            last,
+        )
+        _notes(request)["n_items"] = len(rows)
+        return _json(rows)
+
     def guarded(endpoint: Callable[[Request], Any]) -> Callable[[Request], Any]:
         async def run(request: Request) -> Response:
             try:
@@ -190,6 +275,13 @@ def build_app(ctx: SandboxContext) -> ASGIApp:
             Route("/objectives/{ref}", guarded(get_objective), methods=["GET"]),
             Route("/objectives/{ref}", guarded(update_objective), methods=["PUT"]),
             Route("/objectives/{ref}", guarded(delete_objective), methods=["DELETE"]),
+            Route("/companies", guarded(list_companies), methods=["GET"]),
+            Route("/companies", guarded(bulk_upsert_companies), methods=["PUT"]),
+            Route("/companies/{ref}", guarded(get_company), methods=["GET"]),
+            Route("/companies/{ref}", guarded(update_company), methods=["PUT"]),
+            Route("/leancompanies", guarded(lean_companies), methods=["GET"]),
+            Route("/dimensiondata/{tenant}", guarded(post_metrics), methods=["POST"]),
+            Route("/dimensiondata", guarded(read_metrics), methods=["GET"]),
         ]
     )
     return FaultMiddleware(starlette, ctx)

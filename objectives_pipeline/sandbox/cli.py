@@ -173,7 +173,8 @@ def run(args: argparse.Namespace) -> int:
             _write_info(args.info_file, {"base_url": server.base_url, "pid": os.getpid()})
         print(
             f"Planhat sandbox: {server.store.count()} objectives at {server.base_url} "
-            f"({token_note}). Ctrl+C to stop.",
+            f"({token_note}); custom metrics at {server.base_url}/dimensiondata/"
+            f"{server.tenant_uuid}. Ctrl+C to stop.",
             flush=True,
         )
         while not stop.wait(0.5):

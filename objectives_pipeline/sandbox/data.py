@@ -44,10 +44,14 @@ class ObjectIdFactory:
 
 @dataclass
 class Tenant:
-    """A generated tenant: companies and their objectives, objectives in _id order."""
+    """A generated tenant: companies and their objectives, objectives in _id order.
+
+    `metrics` holds custom metric values (``companyId, dimensionId, day, value``).
+    """
 
     companies: list[JsonObject] = field(default_factory=list)
     objectives: list[JsonObject] = field(default_factory=list)
+    metrics: list[JsonObject] = field(default_factory=list)
 
 
 # fmt: off
@@ -130,7 +134,8 @@ def _health(bits: int) -> float | int | None:
 
 
 def generate_companies(count: int, rng: random.Random, ids: ObjectIdFactory) -> list[JsonObject]:
-    """Companies with (partly unicode) names, externalId and sourceId."""
+    """Companies with (partly unicode) names and a sourceId; all but one in 50 have an
+    externalId (the 38th, 88th, ... have none, like companies created by hand in Planhat)."""
     companies: list[JsonObject] = []
     for i in range(count):
         stem = _COMPANY_STEMS[i % len(_COMPANY_STEMS)]
@@ -142,6 +147,8 @@ def generate_companies(count: int, rng: random.Random, ids: ObjectIdFactory) -> 
             "sourceId": f"sfc-acc-{rng.getrandbits(32):08x}",
             "phase": rng.choice(_PHASES),
         }
+        if i % 50 == 37:
+            del company["externalId"]
         companies.append(company)
     return companies
 

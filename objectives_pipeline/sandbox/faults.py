@@ -49,9 +49,10 @@ class Faults:
     churn_per_list_request: int = 0
     """Before each list response: delete N objectives early in _id order, create N."""
     bulk_item_error_source_ids: set[str] = field(default_factory=set)
-    """Bulk items with these sourceIds fail (createdErrors/updatedErrors, status 206)."""
+    """Bulk items with these sourceIds fail (createdErrors/updatedErrors, status 206); for
+    companies an item also fails when its own or its matched company's _id is listed."""
     bulk_item_permission_source_ids: set[str] = field(default_factory=set)
-    """Bulk items with these sourceIds fail with a permission error (status 206)."""
+    """Bulk items with these sourceIds (companies: or _ids) fail with a permission error (206)."""
     bulk_500_on_request: int | None = None
     """The Nth bulk PUT since set applies `bulk_500_after_items` items then answers 500; once."""
     bulk_500_after_items: int = 0

@@ -22,17 +22,24 @@ def load_state(path: Path) -> Tenant:
     document = json.loads(path.read_bytes())
     if not isinstance(document, dict) or document.get("format") != STATE_FORMAT:
         raise ValueError(f"{path} is not a sandbox state file")
-    return Tenant(companies=document["companies"], objectives=document["objectives"])
+    return Tenant(
+        companies=document["companies"],
+        objectives=document["objectives"],
+        metrics=document.get("metrics", []),
+    )
 
 
 def save_state(path: Path, store: SandboxStore) -> None:
     """Write the store's content to `path` atomically (temp file, then rename)."""
     companies, objectives = store.snapshot()
+    metrics = store.metric_rows()
     parts = [
         b'{"format":',
         dumps(STATE_FORMAT),
         b',"companies":',
         dumps(companies),
+        b',"metrics":',
+        dumps(metrics),
         b',"objectives":[',
         b",\n".join(objectives),
         b"]}\n",

@@ -11,7 +11,7 @@ from types import TracebackType
 
 import uvicorn
 
-from objectives_pipeline.sandbox.app import SandboxContext, build_app
+from objectives_pipeline.sandbox.app import SANDBOX_TENANT_UUID, SandboxContext, build_app
 from objectives_pipeline.sandbox.data import generate_tenant
 from objectives_pipeline.sandbox.faults import FaultEngine, Faults
 from objectives_pipeline.sandbox.middleware import RequestRecord
@@ -45,6 +45,7 @@ class SandboxServer:
         state_file: Path | None = None,
         max_bulk_items: int = 5000,
         max_limit: int = 2000,
+        tenant_uuid: str = SANDBOX_TENANT_UUID,
     ) -> None:
         self.token = token
         self.host = host
@@ -60,6 +61,7 @@ class SandboxServer:
             token=token,
             max_bulk_items=max_bulk_items,
             max_limit=max_limit,
+            tenant_uuid=tenant_uuid.lower(),
         )
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
@@ -84,6 +86,11 @@ class SandboxServer:
     def request_log(self) -> list[RequestRecord]:
         """Every request served so far, oldest first."""
         return self._ctx.request_log
+
+    @property
+    def tenant_uuid(self) -> str:
+        """The tenant UUID of ``POST /dimensiondata/<tenant>`` (metrics are served on `base_url`)."""
+        return self._ctx.tenant_uuid
 
     @property
     def base_url(self) -> str:

@@ -22,6 +22,7 @@ import threading
 from collections.abc import Callable, Collection, Iterable, Sequence
 from typing import Any
 
+from objectives_pipeline.sandbox.companies import CompanyTable
 from objectives_pipeline.sandbox.data import JsonObject, ObjectIdFactory, Tenant
 from objectives_pipeline.sandbox.listing import project, sort_key
 
@@ -115,14 +116,10 @@ class SandboxStore:
         if len(set(order)) != len(order):
             raise ValueError("objective _id values must be unique")
         with self._lock:
-            self._companies = [dict(c) for c in tenant.companies]
-            self._company_refs: dict[str, JsonObject] = {}
-            for company in self._companies:
-                self._company_refs[company["_id"]] = company
-                if company.get("externalId") is not None:
-                    self._company_refs.setdefault(f"extid-{company['externalId']}", company)
-                if company.get("sourceId") is not None:
-                    self._company_refs.setdefault(f"srcid-{company['sourceId']}", company)
+            self._company_table = CompanyTable(tenant.companies, tenant.metrics)
+            # The table mutates both in place: the objective code reads them directly.
+            self._companies = self._company_table.rows
+            self._company_refs = self._company_table.refs
             self._order: list[str] = order
             self._objects: dict[str, JsonObject] = dict(zip(order, objectives, strict=True))
             self._raw: dict[str, bytes] = {}
@@ -191,6 +188,7 @@ class SandboxStore:
             return [_loads(self._raw_of(i)) for i in ids]
 
     def companies(self) -> list[JsonObject]:
+        """Every company in _id order (copies)."""
         with self._lock:
             return [dict(c) for c in self._companies]
 
@@ -226,6 +224,55 @@ class SandboxStore:
             companies = list(self._companies)
         # Stored objects are never mutated, so the slow part can run without the lock.
         return companies, [cached or dumps(obj) for cached, obj in pending]
+
+    def metric_rows(self) -> list[JsonObject]:
+        """Every stored custom metric value (``companyId, dimensionId, day, value``)."""
+        with self._lock:
+            return self._company_table.metric_rows()
+
+    # ---- companies and custom metrics ----------------------------------------------
+
+    def company_page(
+        self, *, offset: int, limit: int, sort: str | None, select: Sequence[str] | None
+    ) -> list[JsonObject]:
+        with self._lock:
+            return self._company_table.page(offset=offset, limit=limit, sort=sort, select=select)
+
+    def lean_companies(self) -> list[JsonObject]:
+        with self._lock:
+            return self._company_table.lean()
+
+    def update_company(self, ref: str, changes: Any) -> JsonObject | None:
+        """Apply `changes` (custom merged per key); None if no company matches; may raise
+        `InvalidCompany`."""
+        with self._lock:
+            before = self._company_refs.get(ref)
+            updated = self._company_table.update(ref, changes)
+            if updated is not None and updated is not before:
+                self._changed()
+            return None if updated is None else dict(updated)
+
+    def bulk_upsert_companies(
+        self, items: Sequence[Any], *, failing: Collection[str] = (), forbidden: Collection[str] = ()
+    ) -> JsonObject:
+        with self._lock:
+            result = self._company_table.bulk_upsert(items, failing=failing, forbidden=forbidden)
+            if result["created"] or result["updated"]:
+                self._changed()
+            return result
+
+    def add_metrics(self, items: Sequence[Any], today: int) -> JsonObject:
+        with self._lock:
+            result = self._company_table.add_metrics(items, today)
+            if result["processed"]:
+                self._changed()
+            return result
+
+    def read_metrics(
+        self, company_id: str | None, dimension_id: str | None, first: int, last: int
+    ) -> list[JsonObject]:
+        with self._lock:
+            return self._company_table.read_metrics(company_id, dimension_id, first, last)
 
     # ---- writes --------------------------------------------------------------------
 

@@ -1,0 +1,150 @@
+"""Closing the loop: each company's average objective health written back into Planhat.
+
+The write itself (what changed, matching Planhat's answers, audit tables) lives in
+`objectives_pipeline.reverse_etl.health_writeback`; this module adds configuration,
+the "never write a real tenant by surprise" rule, run metadata and the job.
+"""
+
+# No `from __future__ import annotations`: Dagster reads the Config annotations at runtime.
+from collections.abc import Iterator
+from datetime import date
+
+import dagster as dg
+from pydantic import Field
+
+from objectives_pipeline.defs.extract_assets import DUCKDB_POOL
+from objectives_pipeline.defs.partitions import daily_partitions
+from objectives_pipeline.defs.resources import PlanhatResource, WarehouseResource
+from objectives_pipeline.reverse_etl import PushPolicy, SourceError
+from objectives_pipeline.reverse_etl.health_writeback import (
+    DEFAULT_DIMENSION,
+    DEFAULT_FIELD,
+    WritebackOptions,
+    write_health_back,
+)
+
+GROUP = "health_score"
+ASSET = "planhat_company_health"
+JOB = "health_score_writeback"
+
+
+class HealthWritebackConfig(dg.Config):
+    """Run configuration of `planhat_company_health`."""
+
+    enabled: bool | None = Field(
+        default=None,
+        description=(
+            "Write to Planhat. Unset: on for the embedded sandbox, off with PLANHAT_API_TOKEN "
+            "(set it to true to write your tenant)."
+        ),
+    )
+    field_name: str = Field(
+        default=DEFAULT_FIELD,
+        description="The company number custom field to write avg_health to, as named in Planhat.",
+    )
+    at_risk_field: str | None = Field(
+        default=None,
+        description="Optional second number field for the at-risk share (percent, 0-100).",
+    )
+    push_metric: bool | None = Field(
+        default=None,
+        description=(
+            "Also send the custom metric dimension_id for the partition's date. Unset: when a "
+            "tenant UUID is known (PLANHAT_TENANT_UUID, or the sandbox)."
+        ),
+    )
+    dimension_id: str = Field(
+        default=DEFAULT_DIMENSION, description="dimensionId of the custom metric."
+    )
+    full_write: bool = Field(
+        default=False, description="Send every value, also those Planhat already confirmed."
+    )
+    max_failed_share: float = Field(
+        default=0.0, ge=0, le=1, description="Share of the values sent that may fail."
+    )
+
+
+@dg.asset(
+    name=ASSET,
+    group_name=GROUP,
+    partitions_def=daily_partitions,
+    deps=[dg.AssetKey("company_objective_health")],
+    pool=DUCKDB_POOL,
+    kinds={"planhat", "duckdb"},
+    output_required=False,
+    description=(
+        "Each company's average objective health of the partition's date, written into Planhat: "
+        "a number custom field (PUT /companies) and the custom metric avg_objective_health "
+        "(POST /dimensiondata), only for companies whose value changed. Off against a real "
+        "tenant unless enabled in config."
+    ),
+)
+def planhat_company_health(
+    context: dg.AssetExecutionContext,
+    config: HealthWritebackConfig,
+    planhat: PlanhatResource,
+    warehouse: WarehouseResource,
+) -> Iterator[dg.MaterializeResult[None]]:
+    enabled = planhat.uses_sandbox if config.enabled is None else config.enabled
+    target = planhat.describe_target()
+    if not enabled:
+        context.log.warning(
+            f"Health write-back to {target} is off, nothing was written: it writes a real Planhat "
+            f"tenant only when enabled (run config: ops: {ASSET}: config: enabled: true)."
+        )
+        return
+    push_metric = planhat.has_tenant_uuid if config.push_metric is None else config.push_metric
+    try:
+        options = WritebackOptions(
+            snapshot_date=date.fromisoformat(context.partition_key),
+            field_name=config.field_name,
+            at_risk_field=config.at_risk_field,
+            push_metric=push_metric,
+            dimension_id=config.dimension_id,
+            full_write=config.full_write,
+            policy=PushPolicy(max_failed_share=config.max_failed_share),
+        )
+    except ValueError as exc:
+        raise dg.Failure(description=f"Invalid write-back config: {exc}") from None
+    if push_metric and not planhat.has_tenant_uuid:
+        raise dg.Failure(
+            description=(
+                "push_metric is on but no tenant UUID is set: set PLANHAT_TENANT_UUID (Planhat > "
+                "Settings > Private apps), or set push_metric: false to write the field only."
+            )
+        )
+    try:
+        report = write_health_back(
+            warehouse.get_warehouse(),
+            lambda: planhat.get_client(context.log),
+            options,
+            target=target,
+            run_id=context.run.run_id,
+            log=context.log,
+        )
+    except SourceError as exc:
+        raise dg.Failure(description=str(exc)) from None
+    metadata = {
+        **report.metadata(),
+        "target": target,
+        "field_name": config.field_name,
+        "push_metric": push_metric,
+        "summary": report.summary(),
+    }
+    if not report.ok:
+        raise dg.Failure(description=report.summary(), metadata=metadata)
+    context.log.info(report.summary())
+    yield dg.MaterializeResult(metadata=metadata)
+
+
+health_score_writeback = dg.define_asset_job(
+    name=JOB,
+    selection=dg.AssetSelection.assets(ASSET),
+    description=(
+        "Write each company's average objective health of the partition's date into Planhat "
+        "(custom field and custom metric). Run after objectives_elt for the same date."
+    ),
+)
+
+HEALTH_SCORE_ASSETS = [planhat_company_health]
+HEALTH_SCORE_JOBS = [health_score_writeback]
