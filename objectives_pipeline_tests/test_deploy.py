@@ -201,7 +201,16 @@ def test_deployment_on_postgres_runs_elt_and_a_backfill_through_code_server_daem
             """AND asset_key = '["planhat_objectives"]' ORDER BY 1"""
         )
         assert [p for (p,) in materialized] == sorted([*BACKFILL_DAYS, SINGLE_RUN_DAY])
+        # Neither secret reached the event log (run metadata, step logs) in PostgreSQL.
+        for secret in (pg.password, server.token):
+            leaks = pg.query(
+                "SELECT count(*) FROM event_logs WHERE event LIKE %s", (f"%{secret}%",)
+            )
+            assert leaks == [(0,)]
     assert not [p for p in home.rglob("*.db") if p.is_file()], "a SQLite store was created"
+    for log in (code_log, web_log, daemon_log):
+        assert pg.password not in log.read_text(errors="replace"), log.name
+        assert server.token not in log.read_text(errors="replace"), log.name
 
     partitions = sorted(
         tag["value"] for r in finished for tag in r["tags"] if tag["key"] == "dagster/partition"
