@@ -14,159 +14,32 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
-import socket
-import subprocess
-import sys
-import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager, suppress
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
 from objectives_pipeline.sandbox import SandboxServer
 
-from .dagster_helpers import query
+from .dagster_helpers import (
+    BIN,
+    IN_PROCESS,
+    LAUNCH_BACKFILL,
+    LAUNCH_RUN,
+    REPO_ROOT,
+    GraphQL,
+    free_port,
+    loaded_location,
+    process_group,
+    query,
+    runs_finished,
+    wait_for,
+)
 from .fault_matrix import figures
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-BIN = Path(sys.executable).parent
 DAYS = [f"2026-11-{day:02d}" for day in range(1, 15)]
 SINGLE_RUN_DAY = "2026-11-20"
-DONE = {"SUCCESS", "FAILURE", "CANCELED"}
-IN_PROCESS = {"execution": {"config": {"in_process": {}}}}
-
-WORKSPACE = """
-query {
-  workspaceOrError {
-    __typename
-    ... on Workspace {
-      locationEntries {
-        name
-        loadStatus
-        locationOrLoadError {
-          __typename
-          ... on PythonError { message }
-          ... on RepositoryLocation {
-            repositories {
-              name
-              jobs { name }
-              schedules { name }
-              assetNodes { assetKey { path } }
-            }
-          }
-        }
-      }
-    }
-  }
-}
-"""
-
-LAUNCH_BACKFILL = """
-mutation($params: LaunchBackfillParams!) {
-  launchPartitionBackfill(backfillParams: $params) {
-    __typename
-    ... on LaunchBackfillSuccess { backfillId }
-    ... on PythonError { message }
-    ... on InvalidSubsetError { message }
-  }
-}
-"""
-
-LAUNCH_RUN = """
-mutation($params: ExecutionParams!) {
-  launchRun(executionParams: $params) {
-    __typename
-    ... on LaunchRunSuccess { run { runId status } }
-    ... on PythonError { message }
-    ... on RunConfigValidationInvalid { errors { message } }
-    ... on InvalidSubsetError { message }
-  }
-}
-"""
-
-RUNS = """
-query($filter: RunsFilter) {
-  runsOrError(filter: $filter) {
-    ... on Runs { results { runId status startTime endTime tags { key value } } }
-  }
-}
-"""
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@contextmanager
-def process_group(
-    args: list[str], env: dict[str, str], log: Path
-) -> Iterator[subprocess.Popen[bytes]]:
-    """Start `args` in a new session; kill its whole process group on exit, always."""
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            args,
-            cwd=REPO_ROOT,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        try:
-            yield proc
-        finally:
-            for sig in (signal.SIGTERM, signal.SIGKILL):
-                try:
-                    os.killpg(proc.pid, sig)
-                except ProcessLookupError:
-                    break
-                try:
-                    proc.wait(timeout=10)
-                    break
-                except subprocess.TimeoutExpired:
-                    continue
-            with suppress(ProcessLookupError):  # whatever the leader left in its group
-                os.killpg(proc.pid, signal.SIGKILL)
-
-
-class GraphQL:
-    def __init__(self, port: int) -> None:
-        self.url = f"http://127.0.0.1:{port}/graphql"
-        self.http = httpx.Client(timeout=30)
-
-    def __call__(self, document: str, **variables: Any) -> dict[str, Any]:
-        response = self.http.post(self.url, json={"query": document, "variables": variables})
-        response.raise_for_status()
-        body = response.json()
-        assert "errors" not in body, body["errors"]
-        data: dict[str, Any] = body["data"]
-        return data
-
-
-def wait_for(what: str, check: Callable[[], Any], timeout: float, log: Path) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            value = check()
-        except (httpx.HTTPError, OSError):
-            value = None
-        if value:
-            return value
-        time.sleep(1.0)
-    raise AssertionError(f"timed out waiting for {what}; log:\n{log.read_text()[-3000:]}")
-
-
-def loaded_location(gql: GraphQL) -> dict[str, Any] | None:
-    entries = gql(WORKSPACE)["workspaceOrError"]["locationEntries"]
-    if not entries or entries[0]["loadStatus"] != "LOADED":
-        return None
-    entry: dict[str, Any] = entries[0]
-    return entry
 
 
 @pytest.mark.timeout(400)
@@ -233,15 +106,7 @@ def test_backfill_of_14_days_through_the_daemon_runs_in_parallel_without_lock_er
         with process_group(daemon, env, daemon_log):
 
             def runs_done() -> list[dict[str, Any]] | None:
-                runs = gql(
-                    RUNS, filter={"tags": [{"key": "dagster/backfill", "value": backfill_id}]}
-                )
-                results: list[dict[str, Any]] = runs["runsOrError"]["results"]
-                mine = gql(RUNS, filter={"runIds": [single_id]})["runsOrError"]["results"]
-                every = results + mine
-                if len(results) == len(DAYS) and all(r["status"] in DONE for r in every):
-                    return every
-                return None
+                return runs_finished(gql, backfill_id, len(DAYS), [single_id])
 
             finished = wait_for("14 backfill runs and the single run", runs_done, 220, daemon_log)
 
