@@ -23,7 +23,11 @@ from objectives_pipeline.defs.sql_assets import build_sql_model_assets
 def build_defs(resources: Mapping[str, Any]) -> dg.Definitions:
     """The project's definitions bound to `resources` (planhat, warehouse, sql_models)."""
     return dg.Definitions(
-        assets=[planhat_objectives, crm_objectives, *build_sql_model_assets()],
+        assets=[
+            planhat_objectives,
+            crm_objectives,
+            *build_sql_model_assets([planhat_objectives, crm_objectives]),
+        ],
         jobs=[objectives_elt, push_objectives_to_planhat],
         schedules=[objectives_elt_daily],
         sensors=[push_after_objectives_to_push],

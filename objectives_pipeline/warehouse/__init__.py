@@ -20,8 +20,9 @@ Extract-load (:mod:`.staging`, :mod:`.raw`)
     returns the figures the asset checks need (:class:`SnapshotQuality`).
 
 SQL models (:mod:`.models`)
-    ``discover_models(sql_dir)`` returns :class:`SqlModel` objects in dependency
-    order; ``build_model(warehouse_or_connection, model, variables)`` builds one
+    ``discover_models(sql_dir=None)`` (default: the shipped ``dbt_like_sql``)
+    returns :class:`SqlModel` objects in dependency order;
+    ``build_model(warehouse_or_connection, model, variables)`` builds one
     and returns a :class:`ModelBuildResult`.
 
 Errors (:mod:`.errors`)
@@ -44,7 +45,6 @@ from .errors import (
     WarehouseNotFoundError,
 )
 from .models import (
-    DEFAULT_SQL_DIR,
     DEFAULT_VARIABLES,
     ModelBuildResult,
     SqlModel,
@@ -68,7 +68,6 @@ from .staging import IdCheck, SnapshotStager
 __all__ = [
     "DEFAULT_DATABASE_PATH",
     "DEFAULT_MEMORY_LIMIT",
-    "DEFAULT_SQL_DIR",
     "DEFAULT_VARIABLES",
     "DUCKDB_PATH_ENV_VAR",
     "LOAD_MEMORY_LIMIT",
