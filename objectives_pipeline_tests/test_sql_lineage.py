@@ -52,18 +52,24 @@ def test_source_tables_resolve_through_the_table_each_asset_declares(tmp_path: P
     @dg.asset(metadata={"dagster/table_name": "ext.accounts"})
     def accounts() -> None: ...
 
-    _write(tmp_path, "marts/joined.sql", (
-        "SELECT a.*, o.name FROM ext.accounts a "
-        "JOIN RAW.Planhat_Objectives o ON o.company_id = a.id "
-        "JOIN crm.objectives c ON c.crm_objective_id = o.source_id"
-    ))
+    _write(
+        tmp_path,
+        "marts/joined.sql",
+        (
+            "SELECT a.*, o.name FROM ext.accounts a "
+            "JOIN RAW.Planhat_Objectives o ON o.company_id = a.id "
+            "JOIN crm.objectives c ON c.crm_objective_id = o.source_id"
+        ),
+    )
     _write(tmp_path, "marts/on_top.sql", "SELECT * FROM main.joined")
 
     built = {a.key: a for a in build_sql_model_assets([*SOURCES, accounts], tmp_path)}
 
     joined, on_top = built[dg.AssetKey("joined")], built[dg.AssetKey("on_top")]
     assert {dep.asset_key for dep in joined.specs_by_key[joined.key].deps} == {
-        dg.AssetKey("accounts"), dg.AssetKey("planhat_objectives"), dg.AssetKey("crm_objectives")
+        dg.AssetKey("accounts"),
+        dg.AssetKey("planhat_objectives"),
+        dg.AssetKey("crm_objectives"),
     }
     assert [dep.asset_key for dep in on_top.specs_by_key[on_top.key].deps] == [joined.key]
 
@@ -115,4 +121,8 @@ def test_changing_a_models_sql_changes_only_its_code_version_against_the_recorde
     latest = instance.get_latest_materialization_event(dg.AssetKey("answer"))
     assert latest is not None and latest.asset_materialization is not None
     stored = (latest.asset_materialization.tags or {})["dagster/code_version"]
-    assert stored == recorded != after[dg.AssetKey("answer")].code_versions_by_key[dg.AssetKey("answer")]
+    assert (
+        stored
+        == recorded
+        != after[dg.AssetKey("answer")].code_versions_by_key[dg.AssetKey("answer")]
+    )
