@@ -23,6 +23,7 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 SMOKE_SCENARIOS = ("extract_0ms", "push", "models")
 
 pytest.importorskip("dlt", reason="the benchmark needs the `bench` extra (dlt)")
+pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")

@@ -32,6 +32,9 @@ from objectives_pipeline.sandbox import SandboxServer
 from .dagster_helpers import query
 from .fault_matrix import figures
 
+#: Starts dagster-webserver and dagster-daemon and backfills 14 days: minutes.
+pytestmark = pytest.mark.slow
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 DAYS = [f"2026-11-{day:02d}" for day in range(1, 15)]
