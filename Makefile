@@ -8,11 +8,13 @@ export UV_PROJECT_ENVIRONMENT := .venv
 export DAGSTER_HOME := $(CURDIR)/.dagster_home
 RUN := $(UV) run --frozen --no-sync
 
-.PHONY: help install test lint typecheck pytest demo dev bench bench-smoke sandbox clean
+.PHONY: help install test test-fast lint typecheck pytest pytest-fast wheel demo dev bench bench-smoke sandbox clean
 
 help:
 	@echo "make demo   - run the whole pipeline end to end on the sandbox"
-	@echo "make test   - lint, type-check and run the test suite"
+	@echo "make test   - lint, type-check and run the whole test suite (what CI runs)"
+	@echo "make test-fast - the same without the slow tests (daemon, backfills, wheel install)"
+	@echo "make wheel  - build the installable wheel into dist/"
 	@echo "make dev    - Dagster UI on http://127.0.0.1:3000"
 	@echo "make bench  - benchmarks, results in bench/README.md"
 
@@ -35,7 +37,15 @@ typecheck: install
 pytest: install
 	$(RUN) pytest -q
 
+pytest-fast: install
+	$(RUN) pytest -q -m "not slow"
+
 test: lint typecheck pytest
+
+test-fast: lint typecheck pytest-fast
+
+wheel: install
+	$(UV) build --wheel --out-dir dist
 
 $(DAGSTER_HOME)/dagster.yaml: dagster.yaml
 	@mkdir -p $(DAGSTER_HOME)

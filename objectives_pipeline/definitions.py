@@ -31,7 +31,7 @@ def build_defs(resources: Mapping[str, Any]) -> dg.Definitions:
         assets=[
             planhat_objectives,
             crm_objectives,
-            *build_sql_model_assets(),
+            *build_sql_model_assets([planhat_objectives, crm_objectives]),
             planhat_company_health,
         ],
         asset_checks=[no_health_alerts],

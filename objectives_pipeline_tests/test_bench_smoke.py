@@ -33,6 +33,7 @@ SMOKE_SCENARIOS = (
 )
 
 pytest.importorskip("dlt", reason="the benchmark needs the `bench` extra (dlt)")
+pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")

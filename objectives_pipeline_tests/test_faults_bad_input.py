@@ -239,7 +239,7 @@ def test_a_model_file_that_is_not_one_select_is_refused_naming_it(
     bad = tmp_path / "marts" / "bad_model.sql"
     bad.write_text(sql)
     with pytest.raises(ModelError) as caught:
-        build_sql_model_assets(tmp_path)
+        build_sql_model_assets([], tmp_path)
     assert str(bad) in str(caught.value) and reason in str(caught.value)
 
 
@@ -249,5 +249,5 @@ def test_a_cycle_between_model_files_is_refused_naming_them(tmp_path: Path) -> N
     a.write_text("SELECT * FROM loop_b")
     b.write_text("SELECT * FROM loop_a")
     with pytest.raises(ModelError, match="cycle") as caught:
-        build_sql_model_assets(tmp_path)
+        build_sql_model_assets([], tmp_path)
     assert str(a) in str(caught.value) and str(b) in str(caught.value)

@@ -9,6 +9,8 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
+
 from objectives_pipeline.sandbox import SandboxServer
 
 from .dagster_helpers import query
@@ -51,6 +53,7 @@ print("finished", flush=True)
 """
 
 
+@pytest.mark.slow
 def test_sigkill_while_the_run_writes_keeps_the_previous_partition_and_the_next_run_works(
     sandbox: Callable[..., SandboxServer], tmp_path: Path
 ) -> None:

@@ -38,6 +38,9 @@ from .dagster_helpers import (
 )
 from .fault_matrix import figures
 
+#: Starts dagster-webserver and dagster-daemon and backfills 14 days: minutes.
+pytestmark = pytest.mark.slow
+
 DAYS = [f"2026-11-{day:02d}" for day in range(1, 15)]
 SINGLE_RUN_DAY = "2026-11-20"
 

@@ -15,12 +15,14 @@ import pytest
 
 from objectives_pipeline.alert_webhook import alert_text, post_webhook
 from objectives_pipeline.definitions import build_defs
+from objectives_pipeline.defs.extract_assets import planhat_objectives
 from objectives_pipeline.defs.health_alerts import no_health_alerts
 from objectives_pipeline.defs.resources import (
     AlertWebhookResource,
     SqlModelsResource,
     WarehouseResource,
 )
+from objectives_pipeline.defs.reverse_etl import crm_objectives
 from objectives_pipeline.defs.sql_assets import build_sql_model_assets
 from objectives_pipeline.planhat import PlanhatClient
 from objectives_pipeline.warehouse import (
@@ -180,7 +182,7 @@ def materialize_alerts(
     warehouse: Warehouse, webhook: AlertWebhookResource, instance: dg.DagsterInstance
 ) -> dg.ExecuteInProcessResult:
     return dg.materialize(
-        [*build_sql_model_assets(), no_health_alerts],
+        [*build_sql_model_assets([planhat_objectives, crm_objectives]), no_health_alerts],
         selection=HEALTH_MODELS,
         resources={
             "warehouse": WarehouseResource(path=warehouse.database, lock_timeout_seconds=10),

@@ -11,6 +11,7 @@ import dagster as dg
 import duckdb
 import pytest
 
+from objectives_pipeline.defs.extract_assets import planhat_objectives
 from objectives_pipeline.defs.resources import PlanhatResource, SqlModelsResource, WarehouseResource
 from objectives_pipeline.defs.reverse_etl import crm_objectives, push_objectives_to_planhat
 from objectives_pipeline.defs.sql_assets import build_sql_model_assets
@@ -422,7 +423,10 @@ def test_the_crm_export_goes_through_the_model_into_planhat(
         "sql_models": SqlModelsResource(),
     }
     built = dg.materialize(
-        [crm_objectives, *build_sql_model_assets()],
+        [
+            crm_objectives,
+            *build_sql_model_assets([planhat_objectives, crm_objectives]),
+        ],
         selection=["crm_objectives", "objectives_to_push"],
         resources=resources,
         run_config={"ops": {"crm_objectives": {"config": {"csv_path": str(export)}}}},

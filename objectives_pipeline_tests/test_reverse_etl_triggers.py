@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import dagster as dg
+import pytest
 
 from objectives_pipeline.defs.reverse_etl import (
     push_after_objectives_to_push,
@@ -41,6 +42,7 @@ def _push(srv: SandboxServer, cwd: Path, *flags: str) -> subprocess.CompletedPro
     )
 
 
+@pytest.mark.slow
 def test_the_push_command_runs_the_job_and_prints_what_happened(tmp_path: Path) -> None:
     with SandboxServer(objectives=5, companies=10, seed=3, token=TOKEN) as srv:
         rows = generate_crm_objectives(srv.store.companies(), 40, seed=1)

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from objectives_pipeline.warehouse import DEFAULT_SQL_DIR, ModelError, discover_models
+from objectives_pipeline.package_files import sql_models_dir
+from objectives_pipeline.warehouse import ModelError, discover_models
 from objectives_pipeline.warehouse.sql_refs import SqlRejected, TableRef, inspect_select
 
 
@@ -21,7 +22,7 @@ def write(root: Path, relative: str, sql: str) -> Path:
 @pytest.fixture
 def models_dir(tmp_path: Path) -> Path:
     """A copy of the shipped models folder, free to add files to."""
-    return Path(shutil.copytree(DEFAULT_SQL_DIR, tmp_path / "dbt_like_sql"))
+    return Path(shutil.copytree(sql_models_dir(), tmp_path / "dbt_like_sql"))
 
 
 def test_the_shipped_models_and_their_dependencies() -> None:

@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
+from objectives_pipeline.package_files import sql_models_dir
 from objectives_pipeline.warehouse import (
-    DEFAULT_SQL_DIR,
     ModelError,
     SnapshotStager,
     SqlModel,
@@ -279,7 +279,7 @@ def test_objectives_to_push_maps_crm_rows_to_planhat_fields_health_left_for_the_
 def test_build_on_an_open_connection_and_the_models_folder_can_move(
     warehouse: Warehouse, tmp_path: Path
 ) -> None:
-    moved = Path(shutil.copytree(DEFAULT_SQL_DIR, tmp_path / "elsewhere"))
+    moved = Path(shutil.copytree(sql_models_dir(), tmp_path / "elsewhere"))
     stg = next(m for m in discover_models(moved) if m.name == "stg_objectives")
     with warehouse.connect() as con:
         result = build_model(con, stg)

@@ -5,6 +5,7 @@ import os
 import sys
 from collections.abc import Callable
 from datetime import date
+from pathlib import Path
 
 import dagster as dg
 
@@ -95,11 +96,27 @@ def run(args: argparse.Namespace) -> int:
         '  .venv/bin/objectives-pipeline query "SELECT * FROM company_objective_health '
         'ORDER BY avg_health LIMIT 5"'
     )
-    print(
-        "  .venv/bin/objectives-pipeline health --help   (worst/best, --below, --company, CSV/JSON)"
-    )
-    print("Dagster UI with this run history: make dev, then open http://127.0.0.1:3000")
+    print(f"  {_command()} health --help   (worst/best, --below, --company, CSV/JSON)")
+    print(f"Dagster UI with this run history: {_ui_command()}, then open http://127.0.0.1:3000")
     return 0
+
+
+def _command() -> str:
+    """How the user started this command, relative to the working directory when inside it."""
+    script = Path(sys.argv[0])
+    if script.name != "objectives-pipeline":
+        return "objectives-pipeline"
+    return str(script.relative_to(Path.cwd())) if script.is_relative_to(Path.cwd()) else str(script)
+
+
+def _ui_command() -> str:
+    if Path("Makefile").is_file() and Path("workspace.yaml").is_file():
+        return "make dev"
+    dagster = Path(sys.executable).with_name("dagster")
+    return (
+        f"DAGSTER_HOME={os.environ['DAGSTER_HOME']} {dagster} dev "
+        "-m objectives_pipeline.definitions -h 127.0.0.1 -p 3000"
+    )
 
 
 def _materialization_lines(result: dg.ExecuteInProcessResult) -> list[str]:

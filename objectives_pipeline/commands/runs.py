@@ -11,7 +11,8 @@ from typing import Any
 
 import dagster as dg
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
+from objectives_pipeline.package_files import dagster_yaml
+
 #: The terminal shows warnings and errors; the full run log is in the UI (make dev).
 QUIET_CONSOLE: Mapping[str, Any] = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
@@ -19,14 +20,13 @@ QUIET_CONSOLE: Mapping[str, Any] = {"loggers": {"console": {"config": {"log_leve
 def instance() -> dg.DagsterInstance:
     """The instance `make dev` uses, so command-line runs show up in the UI's run history.
 
-    ``$DAGSTER_HOME`` (default ``./.dagster_home``) is created when missing, with the repo's
-    dagster.yaml.
+    ``$DAGSTER_HOME`` (default ``./.dagster_home``) is created when missing, with the
+    project's dagster.yaml (the one shipped in the package when installed from a wheel).
     """
     home = Path(os.environ.get("DAGSTER_HOME") or Path.cwd() / ".dagster_home").absolute()
     home.mkdir(parents=True, exist_ok=True)
-    source = PROJECT_ROOT / "dagster.yaml"
-    if source.exists() and not (home / "dagster.yaml").exists():
-        shutil.copyfile(source, home / "dagster.yaml")
+    if not (home / "dagster.yaml").exists():
+        shutil.copyfile(dagster_yaml(), home / "dagster.yaml")
     os.environ["DAGSTER_HOME"] = str(home)
     return dg.DagsterInstance.get()
 

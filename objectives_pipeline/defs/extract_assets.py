@@ -9,9 +9,17 @@ from objectives_pipeline.defs.partitions import daily_partitions
 from objectives_pipeline.defs.resources import PlanhatResource, WarehouseResource
 from objectives_pipeline.extract import ExtractOptions, ExtractResult, extract_snapshot
 from objectives_pipeline.planhat import PlanhatError
-from objectives_pipeline.warehouse import SnapshotQuality, WarehouseError, snapshot_quality
+from objectives_pipeline.warehouse import (
+    RAW_OBJECTIVES_TABLE,
+    SnapshotQuality,
+    WarehouseError,
+    snapshot_quality,
+)
 
 DUCKDB_POOL = "duckdb_writer"
+#: Definition metadata naming the DuckDB table an asset produces; SQL models find their
+#: upstream assets through it.
+TABLE_NAME = "dagster/table_name"
 PREVIEW_ROWS = 10
 
 CHECKS = [
@@ -75,6 +83,7 @@ class ExtractConfig(dg.Config):
     check_specs=CHECKS,
     group_name="extract_load",
     kinds={"python", "duckdb"},
+    metadata={TABLE_NAME: RAW_OBJECTIVES_TABLE},
     description=(
         "Daily snapshot of every Planhat objective in raw.planhat_objectives. Planhat exposes only "
         "current state: materializing a past date captures the state at run time (see captured_at)."

@@ -13,7 +13,7 @@ from typing import Any
 import dagster as dg
 from pydantic import Field
 
-from objectives_pipeline.defs.extract_assets import DUCKDB_POOL
+from objectives_pipeline.defs.extract_assets import DUCKDB_POOL, TABLE_NAME
 from objectives_pipeline.defs.resources import PlanhatResource, WarehouseResource
 from objectives_pipeline.reverse_etl import (
     CRM_COLUMNS,
@@ -29,6 +29,7 @@ from objectives_pipeline.reverse_etl import (
 from objectives_pipeline.reverse_etl.crm import sandbox_companies
 
 GROUP = "reverse_etl"
+CRM_TABLE = "crm.objectives"
 DEFAULT_CRM_EXPORT = "data/crm/crm_objectives.csv"
 DEFAULT_SOURCE = "objectives_to_push"
 
@@ -56,6 +57,7 @@ class CrmExportConfig(dg.Config):
     group_name=GROUP,
     pool=DUCKDB_POOL,
     kinds={"csv", "duckdb"},
+    metadata={TABLE_NAME: CRM_TABLE},
     description=(
         "The CRM's objectives export, loaded as text into crm.objectives (one row per CSV row). "
         "The objectives_to_push model maps it into Planhat's shape."
@@ -96,11 +98,11 @@ def crm_objectives(
             )
         con.execute("CREATE SCHEMA IF NOT EXISTS crm")
         con.execute(
-            f"CREATE OR REPLACE TABLE crm.objectives AS SELECT {', '.join(CRM_COLUMNS)} "
+            f"CREATE OR REPLACE TABLE {CRM_TABLE} AS SELECT {', '.join(CRM_COLUMNS)} "
             "FROM read_csv(?, header = true, all_varchar = true)",
             [str(path)],
         )
-        count = con.execute("SELECT count(*) FROM crm.objectives").fetchone()
+        count = con.execute(f"SELECT count(*) FROM {CRM_TABLE}").fetchone()
     rows_loaded = int(count[0]) if count else 0
     return dg.MaterializeResult(
         metadata={

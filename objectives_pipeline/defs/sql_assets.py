@@ -1,41 +1,78 @@
 """Every SQL file in `dbt_like_sql/` as a Dagster asset; adding a model is adding a file."""
 
-from collections.abc import Mapping
+import hashlib
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import dagster as dg
 
-from objectives_pipeline.defs.extract_assets import DUCKDB_POOL
+from objectives_pipeline.defs.extract_assets import DUCKDB_POOL, TABLE_NAME
 from objectives_pipeline.defs.model_metadata import MODEL_METADATA, MetadataHook
 from objectives_pipeline.defs.resources import SqlModelsResource, WarehouseResource
-from objectives_pipeline.warehouse import SqlModel, build_model, discover_models
+from objectives_pipeline.warehouse import ModelError, SqlModel, build_model, discover_models
 
-SQL_DIR = Path(__file__).resolve().parents[2] / "dbt_like_sql"
-
-#: Tables that other assets load, by the asset that loads them.
-SOURCE_ASSETS: Mapping[str, dg.AssetKey] = {
-    "raw.planhat_objectives": dg.AssetKey("planhat_objectives"),
-    "crm.objectives": dg.AssetKey("crm_objectives"),
-}
-
-
-def source_asset_key(table: str) -> dg.AssetKey:
-    return SOURCE_ASSETS.get(table) or dg.AssetKey(table.split("."))
+MODEL_SCHEMA = "main"
 
 
 def build_sql_model_assets(
-    sql_dir: Path = SQL_DIR, metadata_hooks: Mapping[str, MetadataHook] = MODEL_METADATA
+    sources: Sequence[dg.AssetsDefinition],
+    sql_dir: Path | None = None,
+    metadata_hooks: Mapping[str, MetadataHook] = MODEL_METADATA,
 ) -> list[dg.AssetsDefinition]:
-    """One asset per model, upstream assets taken from the tables its SELECT reads.
+    """One asset per model of `sql_dir` (default: the shipped `dbt_like_sql`).
 
-    A model named in `metadata_hooks` adds what its hook returns to its materialization metadata.
+    A model's upstream assets are the producers of the tables its SELECT reads: other models,
+    or one of `sources`, which declare their table in `dagster/table_name` metadata. A table
+    nothing produces raises :class:`ModelError` naming the file and the table. A model named in
+    `metadata_hooks` adds what its hook returns to its materialization metadata.
     """
-    return [_model_asset(model, metadata_hooks.get(model.name)) for model in discover_models(sql_dir)]
+    producers = declared_tables(sources)
+    return [
+        _model_asset(model, producers, metadata_hooks.get(model.name))
+        for model in discover_models(sql_dir)
+    ]
 
 
-def _model_asset(model: SqlModel, metadata_hook: MetadataHook | None) -> dg.AssetsDefinition:
+def declared_tables(assets: Sequence[dg.AssetsDefinition]) -> dict[str, dg.AssetKey]:
+    """The asset key producing each table declared in `dagster/table_name` (lower case)."""
+    tables: dict[str, dg.AssetKey] = {}
+    for asset in assets:
+        for key, metadata in asset.metadata_by_key.items():
+            table = metadata.get(TABLE_NAME)
+            if table is not None:
+                tables[str(getattr(table, "value", table)).lower()] = key
+    return tables
+
+
+def sql_code_version(model: SqlModel) -> str:
+    """A hash of the model's SQL text: Dagster marks the table stale when the SQL changes."""
+    return hashlib.sha256(model.sql.encode()).hexdigest()[:16]
+
+
+def _source_deps(model: SqlModel, producers: Mapping[str, dg.AssetKey]) -> list[dg.AssetKey]:
+    deps = []
+    for table in sorted(model.sources):
+        key = producers.get(table.lower())
+        if key is None:
+            name = table.rsplit(".", 1)[-1]
+            raise ModelError(
+                f"{model.path} reads table {table}, which no asset produces. Add a model file "
+                f"{name}.sql to build it, fix the table name in the SQL, or load the table with "
+                f"an asset whose definition metadata declares {TABLE_NAME}={table!r} and pass "
+                f"that asset to build_sql_model_assets (objectives_pipeline/definitions.py).",
+                path=model.path,
+            )
+        deps.append(key)
+    return deps
+
+
+def _model_asset(
+    model: SqlModel,
+    producers: Mapping[str, dg.AssetKey],
+    metadata_hook: MetadataHook | None,
+) -> dg.AssetsDefinition:
     deps = [dg.AssetKey(name) for name in sorted(model.upstream)]
-    deps += [source_asset_key(table) for table in sorted(model.sources)]
+    deps += _source_deps(model, producers)
 
     @dg.asset(
         name=model.name,
@@ -43,9 +80,11 @@ def _model_asset(model: SqlModel, metadata_hook: MetadataHook | None) -> dg.Asse
         deps=deps,
         pool=DUCKDB_POOL,
         kinds={"sql", "duckdb"},
+        code_version=sql_code_version(model),
         description=model.description or f"SQL model {model.path.name}",
         metadata={
-            "sql_file": f"{model.group}/{model.path.name}" if model.group else model.path.name
+            "sql_file": f"{model.group}/{model.path.name}" if model.group else model.path.name,
+            TABLE_NAME: f"{MODEL_SCHEMA}.{model.name}",
         },
     )
     def _build(

@@ -25,8 +25,9 @@ Company health (:mod:`.health`)
     health models built.
 
 SQL models (:mod:`.models`)
-    ``discover_models(sql_dir)`` returns :class:`SqlModel` objects in dependency
-    order; ``build_model(warehouse_or_connection, model, variables)`` builds one
+    ``discover_models(sql_dir=None)`` (default: the shipped ``dbt_like_sql``)
+    returns :class:`SqlModel` objects in dependency order;
+    ``build_model(warehouse_or_connection, model, variables)`` builds one
     and returns a :class:`ModelBuildResult`.
 
 Errors (:mod:`.errors`)
@@ -56,7 +57,6 @@ from .health import (
     read_health_alerts,
 )
 from .models import (
-    DEFAULT_SQL_DIR,
     DEFAULT_VARIABLES,
     ModelBuildResult,
     SqlModel,
@@ -81,7 +81,6 @@ __all__ = [
     "ALERT_COLUMNS",
     "DEFAULT_DATABASE_PATH",
     "DEFAULT_MEMORY_LIMIT",
-    "DEFAULT_SQL_DIR",
     "DEFAULT_VARIABLES",
     "DUCKDB_PATH_ENV_VAR",
     "LOAD_MEMORY_LIMIT",

@@ -1,6 +1,7 @@
 """SQL models: one SELECT per ``.sql`` file, built into a table named after the file.
 
-Layout (``dbt_like_sql/`` at the repository root by default)::
+Layout (by default the ``dbt_like_sql/`` folder the project ships, see
+:func:`objectives_pipeline.package_files.sql_models_dir`)::
 
     dbt_like_sql/
       staging/stg_objectives.sql            -> main.stg_objectives, group "staging"
@@ -41,12 +42,13 @@ from pathlib import Path
 
 import duckdb
 
+from objectives_pipeline.package_files import sql_models_dir
+
 from .connection import Warehouse
 from .errors import ModelError
 from .sql_refs import SqlRejected, TableRef, inspect_select
 
 __all__ = [
-    "DEFAULT_SQL_DIR",
     "DEFAULT_VARIABLES",
     "ModelBuildResult",
     "SqlModel",
@@ -55,7 +57,6 @@ __all__ = [
     "topological_order",
 ]
 
-DEFAULT_SQL_DIR = Path(__file__).resolve().parents[2] / "dbt_like_sql"
 DEFAULT_VARIABLES: Mapping[str, object] = {
     "at_risk_threshold": 2.0,
     "alert_drop": 1.0,
@@ -105,14 +106,15 @@ class ModelBuildResult:
     seconds: float
 
 
-def discover_models(sql_dir: str | Path = DEFAULT_SQL_DIR) -> list[SqlModel]:
-    """Every ``*.sql`` file under ``sql_dir`` as a model, in dependency order.
+def discover_models(sql_dir: str | Path | None = None) -> list[SqlModel]:
+    """Every ``*.sql`` file under ``sql_dir`` (default: the shipped models) as a model, in
+    dependency order.
 
     Raises :class:`ModelError` naming the offending file(s) for any file that
     is not exactly one SELECT, a file name that is not an identifier, two files
     with the same name, or a dependency cycle.
     """
-    root = Path(sql_dir)
+    root = Path(sql_dir) if sql_dir is not None else sql_models_dir()
     if not root.is_dir():
         raise ModelError(f"The SQL models folder {root} does not exist.", path=root)
     files = sorted(
