@@ -114,8 +114,6 @@ def run_once(base_url: str, token: str, concurrency: int, folder: Path, number: 
     timeline = Timeline()
     restore = [
         timeline.wrap(SnapshotStager, "add_page"),
-        timeline.wrap(SnapshotStager, "add_id_page"),
-        timeline.wrap(SnapshotStager, "id_check"),
         timeline.wrap(extract_module, "load_snapshot"),
     ]
     try:
@@ -127,7 +125,7 @@ def run_once(base_url: str, token: str, concurrency: int, folder: Path, number: 
             rate_limit_per_minute=None,
             max_in_flight=concurrency,
         )
-        options = ExtractOptions(page_size=PAGE_SIZE, concurrency=concurrency, verify=True)
+        options = ExtractOptions(page_size=PAGE_SIZE, concurrency=concurrency)
         timeline.start = time.perf_counter()
         with client:
             extract_snapshot(

@@ -55,9 +55,6 @@ class ExtractConfig(dg.Config):
     concurrency: int = Field(
         default=4, ge=1, le=16, description="Pages fetched at once, within the rate limit."
     )
-    verify_completeness: bool = Field(
-        default=True, description="List every _id after paging and fetch what paging skipped."
-    )
     health_min: float = Field(default=0.0, description="Lowest expected health value.")
     health_max: float = Field(default=5.0, description="Highest expected health value.")
     max_row_drop_share: float = Field(
@@ -89,7 +86,7 @@ def planhat_objectives(
     snapshot_date = date.fromisoformat(context.partition_key)
     wh = warehouse.get_warehouse()
     context.log.info(f"Extracting objectives from {planhat.describe_target()} for {snapshot_date}")
-    options = ExtractOptions(config.page_size, config.concurrency, config.verify_completeness)
+    options = ExtractOptions(config.page_size, config.concurrency)
     try:
         with planhat.get_client(context.log) as client:
             result = extract_snapshot(client, wh, snapshot_date, options, context.log.info)
@@ -117,6 +114,9 @@ def _metadata(
         "companies": result.load.companies,
         "pages": result.pages,
         "requests": stats.requests,
+        "requests_per_1000_objectives": result.requests_per_1000_objectives,
+        "boundaries_repaired": result.boundaries_repaired,
+        "rate_limit_remaining": stats.rate_limit_remaining,
         "retries": stats.retries,
         "retry_wait_seconds": round(stats.retry_wait_seconds, 3),
         "rate_limit_wait_seconds": round(stats.rate_limit_wait_seconds, 3),
@@ -124,9 +124,8 @@ def _metadata(
         "records_per_second": round(result.records_per_second, 1),
         "duplicates_removed": result.load.duplicates_removed,
         "flagged_rows": result.load.flagged_rows,
-        "repaired_by_verification": result.repaired,
+        "created_during_run": result.created_during_run,
         "deleted_during_run": result.deleted_during_run,
-        "appeared_during_run": result.appeared_during_run,
         "captured_at": dg.MetadataValue.timestamp(result.captured_at.replace(tzinfo=UTC)),
         "source": planhat.describe_target(),
         "preview": dg.MetadataValue.md(_markdown_table(preview)),

@@ -32,6 +32,7 @@ from .models import DeleteResult, Objective, ObjectiveIn, ObjectivePage, PagePar
 from .paging import guard_progress, page_concurrently
 from .ratelimit import RateLimiter
 from .refs import CompanyRef, ObjectiveRef
+from .snapshot import SnapshotPage, SnapshotStats, snapshot_pages
 from .stats import ClientStats, StatsRecorder
 
 CompanyFilter = str | CompanyRef | Sequence[str | CompanyRef] | None
@@ -225,6 +226,31 @@ class PlanhatClient:
             yield from guard_progress(
                 page_concurrently(fetch, start=0, limit=limit, concurrency=concurrency)
             )
+
+    def iter_snapshot_pages(
+        self,
+        *,
+        limit: int = MAX_PAGE_SIZE,
+        concurrency: int | None = None,
+        stats: SnapshotStats | None = None,
+    ) -> Iterator[SnapshotPage]:
+        """Every objective in one pass that proves its own completeness.
+
+        Pages sorted by ``_id`` overlap by one record and every boundary is checked; a
+        boundary that objectives deleted meanwhile may have opened is read again (see
+        `objectives_pipeline.planhat.snapshot`). Each objective that exists for the
+        whole pass is in the pages; records repeat at boundaries (`SnapshotPage.repeats_first`
+        marks the exact one-record overlap). Pages keep the raw `ObjectivePage.body` and
+        only each record's ``_id`` in `records`. `stats` is filled in on the way.
+        """
+        _check_limit(limit)
+        if limit < 2:
+            raise ConfigError(f"limit must be at least 2 for overlapping pages, got {limit!r}")
+        workers = _check_concurrency(
+            self._max_in_flight if concurrency is None else concurrency, "concurrency"
+        )
+        fetch = self._page_fetcher({"sort": "_id"}, "ids")
+        return snapshot_pages(fetch, limit=limit, in_flight=workers, stats=stats)
 
     def iter_objectives(
         self,

@@ -14,7 +14,8 @@ class ClientStats(BaseModel):
     `requests` counts every HTTP attempt, retries included;
     `rate_limit_wait_seconds` is time spent in the client-side rate limit and in
     pauses for a low ``X-Rate-Limit-Remaining``; `retry_wait_seconds` is backoff
-    between attempts.
+    between attempts; `rate_limit_remaining` is the last ``X-Rate-Limit-Remaining``
+    Planhat sent (None before any, or when it sends none).
     """
 
     model_config = ConfigDict(frozen=True)
@@ -28,6 +29,7 @@ class ClientStats(BaseModel):
     transport_errors: int = 0
     bad_responses: int = 0
     responses_by_status: dict[int, int] = {}
+    rate_limit_remaining: int | None = None
 
 
 class StatsRecorder:
@@ -46,6 +48,7 @@ class StatsRecorder:
         self._transport_errors = 0
         self._bad_responses = 0
         self._statuses: Counter[int] = Counter()
+        self._remaining: int | None = None
 
     def request_sent(self) -> int:
         """Count a request; return its 1-based number."""
@@ -56,6 +59,12 @@ class StatsRecorder:
     def response(self, status: int) -> None:
         with self._lock:
             self._statuses[status] += 1
+
+    def quota_remaining(self, remaining: int | None) -> None:
+        """Record the latest ``X-Rate-Limit-Remaining`` (ignored when absent)."""
+        if remaining is not None:
+            with self._lock:
+                self._remaining = remaining
 
     def retry(self, wait: float) -> None:
         with self._lock:
@@ -91,6 +100,7 @@ class StatsRecorder:
                 transport_errors=self._transport_errors,
                 bad_responses=self._bad_responses,
                 responses_by_status=dict(sorted(self._statuses.items())),
+                rate_limit_remaining=self._remaining,
             )
             if reset:
                 self._reset()

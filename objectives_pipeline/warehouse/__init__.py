@@ -11,9 +11,8 @@ Connections (:mod:`.connection`)
     :class:`WarehouseLockedError`.
 
 Extract-load (:mod:`.staging`, :mod:`.raw`)
-    ``SnapshotStager`` stages raw page bodies on disk (``add_page(bytes)``,
-    ``add_records(list)``, ``add_id_page(bytes)`` and ``id_check()`` for the
-    completeness pass). ``load_snapshot(warehouse, stager, snapshot_date,
+    ``SnapshotStager`` stages raw page bodies on disk (``add_page(bytes,
+    repeats_first=False)``). ``load_snapshot(warehouse, stager, snapshot_date,
     captured_at)`` replaces one partition of ``raw.planhat_objectives`` in one
     transaction and returns a :class:`SnapshotLoadResult`.
     ``snapshot_quality(warehouse, snapshot_date, health_low, health_high)``
@@ -63,7 +62,7 @@ from .raw import (
     load_snapshot,
 )
 from .sql_refs import TableRef
-from .staging import IdCheck, SnapshotStager
+from .staging import SnapshotStager
 
 __all__ = [
     "DEFAULT_DATABASE_PATH",
@@ -76,7 +75,6 @@ __all__ = [
     "MEMORY_LIMIT_ENV_VAR",
     "PREVIEW_COLUMNS",
     "RAW_OBJECTIVES_TABLE",
-    "IdCheck",
     "LoadStep",
     "ModelBuildResult",
     "ModelError",

@@ -101,6 +101,8 @@ class SnapshotLoadResult:
         issues: how many rows carry each load issue.
         replaced_rows: rows the partition held before.
         pages: staged files read.
+        created_since: rows whose ``_id`` is an ObjectId created at or after the second
+            of ``created_since`` given to :func:`load_snapshot` (0 when not given).
         seconds: wall time, waiting for the database lock included.
     """
 
@@ -112,6 +114,7 @@ class SnapshotLoadResult:
     issues: dict[str, int] = field(default_factory=dict)
     replaced_rows: int = 0
     pages: int = 0
+    created_since: int = 0
     seconds: float = 0.0
 
 
@@ -129,6 +132,7 @@ def load_snapshot(
     memory_limit: str | None = LOAD_MEMORY_LIMIT,
     threads: int | None = LOAD_THREADS,
     on_step: Callable[[LoadStep], None] | None = None,
+    created_since: datetime | None = None,
 ) -> SnapshotLoadResult:
     """Replace partition ``snapshot_date`` with the staged records, atomically.
 
@@ -137,7 +141,8 @@ def load_snapshot(
     ``memory_limit`` and ``threads`` apply to DuckDB for the duration of the load
     (``None`` keeps the current setting); the defaults keep peak memory flat.
     ``on_step`` is called at each :class:`LoadStep`; all but ``COMMITTED``
-    happen inside the transaction.
+    happen inside the transaction. ``created_since`` (naive = UTC): count the rows
+    whose ObjectId says they were created since then.
 
     Raises :class:`SnapshotLoadError` when nothing was staged or a staged page
     cannot be read, and :class:`WarehouseLockedError` when the database stays
@@ -175,7 +180,11 @@ def load_snapshot(
                     {"snapshot_date": snapshot_date, "captured_at": captured_at},
                 )
                 notify(LoadStep.INSERTED)
-                rows, companies, flagged = _row(con, raw_sql.PARTITION_SUMMARY, day)
+                rows, companies, flagged, created = _row(
+                    con,
+                    raw_sql.PARTITION_SUMMARY,
+                    {**day, "created_since": _epoch_seconds(created_since)},
+                )
                 issues = {
                     str(k): int(v) for k, v in con.execute(raw_sql.ISSUE_COUNTS, day).fetchall()
                 }
@@ -195,8 +204,16 @@ def load_snapshot(
         issues=issues,
         replaced_rows=replaced,
         pages=len(stager.pages),
+        created_since=int(created),
         seconds=time.perf_counter() - started,
     )
+
+
+def _epoch_seconds(moment: datetime | None) -> int | None:
+    if moment is None:
+        return None
+    aware = moment if moment.utcoffset() is not None else moment.replace(tzinfo=UTC)
+    return int(aware.timestamp())
 
 
 def _ignore(step: LoadStep) -> None:

@@ -1,7 +1,8 @@
 """The SQL behind :func:`objectives_pipeline.warehouse.load_snapshot`.
 
 Every value reaches these statements as a bound parameter: ``$files`` (staged
-pages), ``$paths`` (the JSON paths below), ``$known_keys``, ``$snapshot_date``
+pages), ``$repeats_first`` (pages whose first record is left out), ``$paths`` (the
+JSON paths below), ``$known_keys``, ``$snapshot_date``
 and ``$captured_at``.
 
 Staged files are named ``page-00000001.json``, ``page-00000002.json``, ...; the
@@ -89,6 +90,8 @@ WITH staged AS (
            json_extract_string(json, $paths) AS s,
            json_extract(json, ['$.custom', '$.usage']) AS j
     FROM read_json_objects($files, format = 'array', filename = true)
+    -- the first record of a page that repeats the page before: already staged
+    QUALIFY ordinal > 1 OR NOT list_contains($repeats_first, page)
 ),
 cast_values AS (
     SELECT *,
@@ -163,10 +166,14 @@ QUALIFY objective_id IS NULL
      OR row_number() OVER (PARTITION BY objective_id ORDER BY page DESC, ordinal) = 1
 """
 
+# $created_since: epoch seconds; objectives whose ObjectId (8 hex digits of creation
+# seconds, then 16 more) is not older count as created since then.
 PARTITION_SUMMARY = """
 SELECT count(*),
        count(DISTINCT company_id),
-       count(*) FILTER (WHERE len(load_issues) > 0)
+       count(*) FILTER (WHERE len(load_issues) > 0),
+       count(*) FILTER (WHERE regexp_full_match(objective_id, '[0-9a-fA-F]{24}')
+                          AND TRY_CAST('0x' || left(objective_id, 8) AS BIGINT) >= $created_since)
 FROM raw.planhat_objectives
 WHERE snapshot_date = $snapshot_date
 """
