@@ -26,14 +26,19 @@ from objectives_pipeline.warehouse import (
     SnapshotLoadResult,
     SnapshotStager,
     Warehouse,
+    latest_snapshot_rows,
     load_snapshot,
 )
 
 
 @dataclass(frozen=True)
 class ExtractOptions:
+    """`expected_objectives`: about how many objectives there are (default: the latest
+    snapshot's size), so that pages in flight stop at the end; it never changes the result."""
+
     page_size: int = 2000
     concurrency: int = 4
+    expected_objectives: int | None = None
 
 
 @dataclass
@@ -84,12 +89,18 @@ def extract_snapshot(
     started = time.perf_counter()
     captured_at = datetime.now(UTC).replace(tzinfo=None)
     paging = SnapshotStats()
+    expected = options.expected_objectives
+    if expected is None:
+        expected = latest_snapshot_rows(warehouse)
     with SnapshotStager() as stager:
         pages = client.iter_snapshot_pages(
-            limit=options.page_size, concurrency=options.concurrency, stats=paging
+            limit=options.page_size,
+            concurrency=options.concurrency,
+            stats=paging,
+            expected=expected,
         )
         for page in pages:
-            stager.add_page(page.page.body, repeats_first=page.repeats_first)
+            stager.add_page(page.page.body, repeated_id=page.repeated_id)
         if not stager.pages:
             stager.add_page(b"[]")  # an empty tenant is a valid, empty snapshot
         if on_progress:

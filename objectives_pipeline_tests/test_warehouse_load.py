@@ -183,7 +183,7 @@ def test_a_page_that_repeats_the_last_record_before_it_is_loaded_without_it(
 ) -> None:
     with SnapshotStager() as stager:
         stager.add_page(page(objective("a"), objective("b", name="first copy")))
-        stager.add_page(page(objective("b", name="repeat"), objective("c")), repeats_first=True)
+        stager.add_page(page(objective("b", name="repeat"), objective("c")), repeated_id="b")
         stager.add_page(page(objective("c", name="kept"), objective("d")))
         result = load_snapshot(warehouse, stager, DAY, NOW)
     got = rows(warehouse)

@@ -233,6 +233,7 @@ class PlanhatClient:
         limit: int = MAX_PAGE_SIZE,
         concurrency: int | None = None,
         stats: SnapshotStats | None = None,
+        expected: int | None = None,
     ) -> Iterator[SnapshotPage]:
         """Every objective in one pass that proves its own completeness.
 
@@ -242,6 +243,8 @@ class PlanhatClient:
         whole pass is in the pages; records repeat at boundaries (`SnapshotPage.repeats_first`
         marks the exact one-record overlap). Pages keep the raw `ObjectivePage.body` and
         only each record's ``_id`` in `records`. `stats` is filled in on the way.
+        `expected` (about how many objectives there are, e.g. the last snapshot's size)
+        keeps the window from sending pages past the end; it never changes the result.
         """
         _check_limit(limit)
         if limit < 2:
@@ -250,7 +253,9 @@ class PlanhatClient:
             self._max_in_flight if concurrency is None else concurrency, "concurrency"
         )
         fetch = self._page_fetcher({"sort": "_id"}, "ids")
-        return snapshot_pages(fetch, limit=limit, in_flight=workers, stats=stats)
+        return snapshot_pages(
+            fetch, limit=limit, in_flight=workers, stats=stats, expected=expected
+        )
 
     def iter_objectives(
         self,

@@ -78,6 +78,11 @@ class SnapshotPage:
     repeats_first: bool
     repair: bool = False
 
+    @property
+    def repeated_id(self) -> str | None:
+        """The ``_id`` of the first record when it repeats the chain's last one."""
+        return str(self.page.records[0]["_id"]) if self.repeats_first else None
+
 
 @dataclass
 class SnapshotStats:
@@ -110,17 +115,22 @@ def snapshot_pages(
     in_flight: int = 4,
     stats: SnapshotStats | None = None,
     max_repair_requests: int = MAX_REPAIR_REQUESTS,
+    expected: int | None = None,
 ) -> Iterator[SnapshotPage]:
     """Every objective, as overlapping pages sorted by ``_id``, in chain order.
 
     See the module docstring for why the result is complete. `stats` (optional) is filled
-    in as pages are accepted. Raises :class:`BadResponseError` when the server returns more
+    in as pages are accepted. `expected`: about how many objectives there are (e.g. the
+    previous snapshot's size); pages starting past it are sent one at a time, so that the
+    window does not waste requests past the end. It never affects the result. Raises :class:`BadResponseError` when the server returns more
     records than asked, ignores `offset`, caps pages at one record, or when repairs need
     more than `max_repair_requests` requests.
     """
     if limit < 2:
         raise ValueError("overlapping pages need a limit of at least 2")
-    chain = _Chain(fetch, limit, max(1, in_flight), stats or SnapshotStats(), max_repair_requests)
+    chain = _Chain(
+        fetch, limit, max(1, in_flight), stats or SnapshotStats(), max_repair_requests, expected
+    )
     return chain.run()
 
 
@@ -151,8 +161,10 @@ class _Chain:
         in_flight: int,
         stats: SnapshotStats,
         max_repair_requests: int,
+        expected: int | None,
     ) -> None:
         self._fetch_page = fetch
+        self._expected = expected
         self._limit = limit
         self._in_flight = in_flight
         self.stats = stats
@@ -233,7 +245,9 @@ class _Chain:
         next_offset = self._position_after_last()
         try:
             while not self._ended:
-                while len(pending) < self._in_flight:
+                while len(pending) < self._in_flight and (
+                    not pending or self._expected is None or next_offset < self._expected
+                ):
                     pending.append((next_offset, pool.submit(self._fetch, next_offset)))
                     next_offset += self._step()
                 offset, future = pending.popleft()
@@ -241,6 +255,8 @@ class _Chain:
                 before = self._drift
                 yield from self._settle(offset, page, ids)
                 next_offset -= self._drift - before
+                if self._expected is not None and offset >= self._expected and not self._ended:
+                    self._expected = None  # far more than expected: back to a full window
         finally:
             for _, future in pending:
                 future.cancel()

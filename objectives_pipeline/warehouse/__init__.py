@@ -16,7 +16,8 @@ Extract-load (:mod:`.staging`, :mod:`.raw`)
     captured_at)`` replaces one partition of ``raw.planhat_objectives`` in one
     transaction and returns a :class:`SnapshotLoadResult`.
     ``snapshot_quality(warehouse, snapshot_date, health_low, health_high)``
-    returns the figures the asset checks need (:class:`SnapshotQuality`).
+    returns the figures the asset checks need (:class:`SnapshotQuality`);
+    ``latest_snapshot_rows(warehouse)`` the size of the latest snapshot (a paging hint).
 
 SQL models (:mod:`.models`)
     ``discover_models(sql_dir)`` returns :class:`SqlModel` objects in dependency
@@ -51,7 +52,7 @@ from .models import (
     discover_models,
     topological_order,
 )
-from .quality import PREVIEW_COLUMNS, SnapshotQuality, snapshot_quality
+from .quality import PREVIEW_COLUMNS, SnapshotQuality, latest_snapshot_rows, snapshot_quality
 from .raw import (
     LOAD_MEMORY_LIMIT,
     LOAD_THREADS,
@@ -91,6 +92,7 @@ __all__ = [
     "build_model",
     "discover_models",
     "ensure_raw_table",
+    "latest_snapshot_rows",
     "load_snapshot",
     "snapshot_quality",
     "topological_order",

@@ -13,9 +13,12 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
-from .connection import Warehouse
+import duckdb
 
-__all__ = ["PREVIEW_COLUMNS", "SnapshotQuality", "snapshot_quality"]
+from .connection import Warehouse
+from .errors import WarehouseError
+
+__all__ = ["PREVIEW_COLUMNS", "SnapshotQuality", "latest_snapshot_rows", "snapshot_quality"]
 
 PREVIEW_COLUMNS = (
     "objective_id",
@@ -98,11 +101,7 @@ def snapshot_quality(
 ) -> SnapshotQuality:
     """Quality figures for partition ``snapshot_date`` (zero rows if it was never loaded)."""
     with warehouse.connect(read_only=True) as con:
-        exists = con.execute(
-            "SELECT count(*) FROM duckdb_tables() "
-            "WHERE schema_name = 'raw' AND table_name = 'planhat_objectives'"
-        ).fetchone()
-        if not exists or not exists[0]:
+        if not _raw_table_exists(con):
             return SnapshotQuality(snapshot_date, 0, 0, 0, 0, None, None, 0, None, None, None)
         day = {"day": snapshot_date}
         figures = con.execute(_FIGURES, {**day, "low": health_low, "high": health_high}).fetchone()
@@ -128,3 +127,30 @@ def snapshot_quality(
         row_drop_share=drop,
         preview=preview,
     )
+
+
+def _raw_table_exists(con: duckdb.DuckDBPyConnection) -> bool:
+    exists = con.execute(
+        "SELECT count(*) FROM duckdb_tables() "
+        "WHERE schema_name = 'raw' AND table_name = 'planhat_objectives'"
+    ).fetchone()
+    return bool(exists and exists[0])
+
+
+_LATEST = """
+SELECT count(*)
+FROM raw.planhat_objectives
+WHERE snapshot_date = (SELECT max(snapshot_date) FROM raw.planhat_objectives)
+"""
+
+
+def latest_snapshot_rows(warehouse: Warehouse) -> int | None:
+    """Rows of the latest snapshot, or None when there is none (or no database yet)."""
+    try:
+        with warehouse.connect(read_only=True) as con:
+            if not _raw_table_exists(con):
+                return None
+            row = con.execute(_LATEST).fetchone()
+    except WarehouseError:
+        return None
+    return int(row[0]) if row and row[0] else None

@@ -1,7 +1,7 @@
 """The SQL behind :func:`objectives_pipeline.warehouse.load_snapshot`.
 
 Every value reaches these statements as a bound parameter: ``$files`` (staged
-pages), ``$repeats_first`` (pages whose first record is left out), ``$paths`` (the
+pages), ``$repeat_pages``/``$repeat_ids`` (records left out as repeats), ``$paths`` (the
 JSON paths below), ``$known_keys``, ``$snapshot_date``
 and ``$captured_at``.
 
@@ -90,8 +90,6 @@ WITH staged AS (
            json_extract_string(json, $paths) AS s,
            json_extract(json, ['$.custom', '$.usage']) AS j
     FROM read_json_objects($files, format = 'array', filename = true)
-    -- the first record of a page that repeats the page before: already staged
-    QUALIFY ordinal > 1 OR NOT list_contains($repeats_first, page)
 ),
 cast_values AS (
     SELECT *,
@@ -144,6 +142,9 @@ SELECT
     issues AS load_issues,
     CASE WHEN len(issues) > 0 THEN record END AS raw_record
 FROM checked
+-- records a page repeats from the page before (already staged there)
+ANTI JOIN (SELECT unnest($repeat_pages::INTEGER[]) AS page,
+                  unnest($repeat_ids::VARCHAR[]) AS objective_id) USING (page, objective_id)
 """
 
 # Copies of one objective_id beyond the first (rows without an id are all kept).

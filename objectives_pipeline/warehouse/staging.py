@@ -12,14 +12,14 @@ Typical use by the extract step::
 
     with SnapshotStager() as stager:
         for page in snapshot_pages:          # GET /objectives pages, raw bytes
-            stager.add_page(page.body, repeats_first=page.repeats_first)
+            stager.add_page(page.body, repeated_id=page.repeated_id)
         result = load_snapshot(warehouse, stager, snapshot_date, captured_at)
 
 Order matters: when a record appears more than once (overlapping pages repeat records
 at page boundaries), the load keeps the copy staged last. A page staged with
-``repeats_first=True`` starts with the record the page before it ended with (the exact
-one-record overlap of a calm run): that first record is not typed at all, so a calm run
-has no repeats and the load needs no de-duplication. The folder is removed on exit.
+``repeated_id`` repeats that record from the page before it (the exact one-record
+overlap of a calm run): its copy is not typed at all, so a calm run has no repeats and
+the load needs no de-duplication. The folder is removed on exit.
 """
 
 from __future__ import annotations
@@ -54,7 +54,8 @@ class SnapshotStager:
         self._parent = None if staging_dir is None else Path(staging_dir)
         self._root: Path | None = None
         self._pages: list[Path] = []
-        self._repeats_first: list[int] = []  # pages whose first record is a known repeat
+        self._repeats: list[tuple[int, str]] = []  # (page, _id) left out as known repeats
+        self._repeats_typed = 0
         self._bytes = 0
         self._typed: duckdb.DuckDBPyConnection | None = None
         self._untyped: list[Path] = []
@@ -102,11 +103,11 @@ class SnapshotStager:
         """Total size of the staged record pages."""
         return self._bytes
 
-    def add_page(self, body: bytes, *, repeats_first: bool = False) -> Path:
+    def add_page(self, body: bytes, *, repeated_id: str | None = None) -> Path:
         """Stage one page body: the raw bytes of a JSON array of objectives.
 
-        ``repeats_first``: the page's first record is the last record of the page staged
-        before it, and is left out. Pages are typed and flagged a few at a time as they
+        ``repeated_id``: the ``_id`` of a record already staged that this page repeats;
+        its copy here is left out. Pages are typed and flagged a few at a time as they
         arrive; a body DuckDB cannot read fails that step with :class:`SnapshotLoadError`
         naming the page.
         """
@@ -116,8 +117,8 @@ class SnapshotStager:
         path.write_bytes(body)
         self._pages.append(path)
         self._bytes += len(body)
-        if repeats_first:
-            self._repeats_first.append(number)
+        if repeated_id is not None:
+            self._repeats.append((number, repeated_id))
         self._untyped.append(path)
         if len(self._untyped) >= _TYPE_BATCH_PAGES:
             self._type_pending()
@@ -126,7 +127,7 @@ class SnapshotStager:
     @property
     def repeats_left_out(self) -> int:
         """First records left out because they repeat the page before."""
-        return len(self._repeats_first)
+        return len(self._repeats)
 
     def _type_pending(self) -> None:
         if not self._untyped:
@@ -139,7 +140,8 @@ class SnapshotStager:
                     "files": files,
                     "paths": raw_sql.FIELD_PATHS,
                     "known_keys": raw_sql.KNOWN_KEYS_AS_NULLS,
-                    "repeats_first": self._repeats_first,
+                    "repeat_pages": [page for page, _ in self._repeats[self._repeats_typed :]],
+                    "repeat_ids": [oid for _, oid in self._repeats[self._repeats_typed :]],
                 },
             )
         except duckdb.OutOfMemoryException as error:
@@ -155,6 +157,7 @@ class SnapshotStager:
                 f"DuckDB said: {error}"
             ) from error
         self._untyped.clear()
+        self._repeats_typed = len(self._repeats)
 
     def typed_database(self) -> Path:
         """Close the staging database and return its file, for the load to read.
