@@ -34,11 +34,13 @@ from objectives_pipeline.warehouse import (
 @dataclass(frozen=True)
 class ExtractOptions:
     """`expected_objectives`: about how many objectives there are (default: the latest
-    snapshot's size), so that pages in flight stop at the end; it never changes the result."""
+    snapshot's size), so that pages in flight stop at the end; it never changes the result.
+    `health_range`: compute the quality figures in the load (`ExtractResult.load.quality`)."""
 
     page_size: int = 2000
     concurrency: int = 4
     expected_objectives: int | None = None
+    health_range: tuple[float, float] | None = None
 
 
 @dataclass
@@ -111,7 +113,12 @@ def extract_snapshot(
             )
             on_progress(f"paged {paging.records} records in {paging.pages} pages{repaired}")
         load = load_snapshot(
-            warehouse, stager, snapshot_date, captured_at, created_since=captured_at
+            warehouse,
+            stager,
+            snapshot_date,
+            captured_at,
+            created_since=captured_at,
+            health_range=options.health_range,
         )
     return ExtractResult(
         snapshot_date=snapshot_date,

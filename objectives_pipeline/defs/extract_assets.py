@@ -9,7 +9,7 @@ from objectives_pipeline.defs.partitions import daily_partitions
 from objectives_pipeline.defs.resources import PlanhatResource, WarehouseResource
 from objectives_pipeline.extract import ExtractOptions, ExtractResult, extract_snapshot
 from objectives_pipeline.planhat import PlanhatError
-from objectives_pipeline.warehouse import SnapshotQuality, WarehouseError, snapshot_quality
+from objectives_pipeline.warehouse import SnapshotQuality, WarehouseError
 
 DUCKDB_POOL = "duckdb_writer"
 PREVIEW_ROWS = 10
@@ -86,7 +86,9 @@ def planhat_objectives(
     snapshot_date = date.fromisoformat(context.partition_key)
     wh = warehouse.get_warehouse()
     context.log.info(f"Extracting objectives from {planhat.describe_target()} for {snapshot_date}")
-    options = ExtractOptions(config.page_size, config.concurrency)
+    options = ExtractOptions(
+        config.page_size, config.concurrency, health_range=(config.health_min, config.health_max)
+    )
     try:
         with planhat.get_client(context.log) as client:
             result = extract_snapshot(client, wh, snapshot_date, options, context.log.info)
@@ -98,7 +100,8 @@ def planhat_objectives(
             ),
             metadata={"error_type": type(exc).__name__},
         ) from exc
-    quality = snapshot_quality(wh, snapshot_date, config.health_min, config.health_max)
+    quality = result.load.quality  # computed in the load's transaction: nothing is read again
+    assert quality is not None, "extract_snapshot was given a health_range"
     return dg.MaterializeResult(
         metadata=_metadata(result, planhat, quality.preview),
         check_results=_check_results(quality, config),

@@ -253,9 +253,7 @@ class PlanhatClient:
             self._max_in_flight if concurrency is None else concurrency, "concurrency"
         )
         fetch = self._page_fetcher({"sort": "_id"}, "ids")
-        return snapshot_pages(
-            fetch, limit=limit, in_flight=workers, stats=stats, expected=expected
-        )
+        return snapshot_pages(fetch, limit=limit, in_flight=workers, stats=stats, expected=expected)
 
     def iter_objectives(
         self,

@@ -52,7 +52,13 @@ from .models import (
     discover_models,
     topological_order,
 )
-from .quality import PREVIEW_COLUMNS, SnapshotQuality, latest_snapshot_rows, snapshot_quality
+from .quality import (
+    PREVIEW_COLUMNS,
+    SnapshotQuality,
+    latest_snapshot_rows,
+    quality_on,
+    snapshot_quality,
+)
 from .raw import (
     LOAD_MEMORY_LIMIT,
     LOAD_THREADS,
@@ -94,6 +100,7 @@ __all__ = [
     "ensure_raw_table",
     "latest_snapshot_rows",
     "load_snapshot",
+    "quality_on",
     "snapshot_quality",
     "topological_order",
 ]

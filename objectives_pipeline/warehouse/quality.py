@@ -18,7 +18,13 @@ import duckdb
 from .connection import Warehouse
 from .errors import WarehouseError
 
-__all__ = ["PREVIEW_COLUMNS", "SnapshotQuality", "latest_snapshot_rows", "snapshot_quality"]
+__all__ = [
+    "PREVIEW_COLUMNS",
+    "SnapshotQuality",
+    "latest_snapshot_rows",
+    "quality_on",
+    "snapshot_quality",
+]
 
 PREVIEW_COLUMNS = (
     "objective_id",
@@ -103,14 +109,26 @@ def snapshot_quality(
     with warehouse.connect(read_only=True) as con:
         if not _raw_table_exists(con):
             return SnapshotQuality(snapshot_date, 0, 0, 0, 0, None, None, 0, None, None, None)
-        day = {"day": snapshot_date}
-        figures = con.execute(_FIGURES, {**day, "low": health_low, "high": health_high}).fetchone()
-        assert figures is not None
-        rows, duplicates, no_company, out_of_range, low, high, flagged = figures
-        previous = con.execute(_PREVIOUS, day).fetchone()
-        cursor = con.execute(_PREVIEW, {**day, "limit": preview_rows})
-        names = [d[0] for d in cursor.description or []]
-        preview = [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+        return quality_on(con, snapshot_date, health_low, health_high, preview_rows=preview_rows)
+
+
+def quality_on(
+    con: duckdb.DuckDBPyConnection,
+    snapshot_date: date,
+    health_low: float,
+    health_high: float,
+    *,
+    preview_rows: int = 10,
+) -> SnapshotQuality:
+    """:func:`snapshot_quality` on an open connection (e.g. inside the load's transaction)."""
+    day = {"day": snapshot_date}
+    figures = con.execute(_FIGURES, {**day, "low": health_low, "high": health_high}).fetchone()
+    assert figures is not None
+    rows, duplicates, no_company, out_of_range, low, high, flagged = figures
+    previous = con.execute(_PREVIOUS, day).fetchone()
+    cursor = con.execute(_PREVIEW, {**day, "limit": preview_rows})
+    names = [d[0] for d in cursor.description or []]
+    preview = [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
     previous_date, previous_rows = previous if previous else (None, None)
     drop = (previous_rows - rows) / previous_rows if previous_rows else None
     return SnapshotQuality(

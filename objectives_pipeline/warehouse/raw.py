@@ -57,6 +57,7 @@ import duckdb
 from . import raw_sql
 from .connection import Warehouse
 from .errors import SnapshotLoadError
+from .quality import SnapshotQuality, quality_on
 from .staging import SnapshotStager
 
 __all__ = [
@@ -101,6 +102,8 @@ class SnapshotLoadResult:
         issues: how many rows carry each load issue.
         replaced_rows: rows the partition held before.
         pages: staged files read.
+        quality: the asset checks' figures, computed in the load's transaction when
+            ``health_range`` was given to :func:`load_snapshot` (else None).
         created_since: rows whose ``_id`` is an ObjectId created at or after the second
             of ``created_since`` given to :func:`load_snapshot` (0 when not given).
         seconds: wall time, waiting for the database lock included.
@@ -116,6 +119,7 @@ class SnapshotLoadResult:
     pages: int = 0
     created_since: int = 0
     seconds: float = 0.0
+    quality: SnapshotQuality | None = None
 
 
 def ensure_raw_table(con: duckdb.DuckDBPyConnection) -> None:
@@ -133,6 +137,7 @@ def load_snapshot(
     threads: int | None = LOAD_THREADS,
     on_step: Callable[[LoadStep], None] | None = None,
     created_since: datetime | None = None,
+    health_range: tuple[float, float] | None = None,
 ) -> SnapshotLoadResult:
     """Replace partition ``snapshot_date`` with the staged records, atomically.
 
@@ -142,7 +147,9 @@ def load_snapshot(
     (``None`` keeps the current setting); the defaults keep peak memory flat.
     ``on_step`` is called at each :class:`LoadStep`; all but ``COMMITTED``
     happen inside the transaction. ``created_since`` (naive = UTC): count the rows
-    whose ObjectId says they were created since then.
+    whose ObjectId says they were created since then. ``health_range`` (low, high): also
+    compute the partition's :class:`SnapshotQuality` before committing, so that nobody
+    has to read the partition again for the asset checks.
 
     Raises :class:`SnapshotLoadError` when nothing was staged or a staged page
     cannot be read, and :class:`WarehouseLockedError` when the database stays
@@ -188,6 +195,9 @@ def load_snapshot(
                 issues = {
                     str(k): int(v) for k, v in con.execute(raw_sql.ISSUE_COUNTS, day).fetchall()
                 }
+                quality = (
+                    None if health_range is None else quality_on(con, snapshot_date, *health_range)
+                )
                 con.execute("COMMIT")
             except BaseException:
                 con.execute("ROLLBACK")
@@ -206,6 +216,7 @@ def load_snapshot(
         pages=len(stager.pages),
         created_since=int(created),
         seconds=time.perf_counter() - started,
+        quality=quality,
     )
 
 
