@@ -149,7 +149,7 @@ def test_persistently_unusable_bodies_fail_the_run_naming_the_page(
     figures(
         f"{knob.removesuffix('_rate')} 200 bodies, persistent from page 2",
         attempts_on_page=3,
-        outcome="run failed naming offset=2000; partition unchanged",
+        outcome="run failed naming offset=1999; partition unchanged",
         rows_before=len(before),
         rows_after=len(partition_rows(db, DAY)),
     )

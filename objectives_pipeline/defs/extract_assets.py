@@ -48,9 +48,9 @@ class ExtractConfig(dg.Config):
 
     page_size: int = Field(
         default=2000,
-        ge=1,
+        ge=2,
         le=2000,
-        description="Objectives per request (Planhat's maximum is 2000).",
+        description="Objectives per request (Planhat's maximum is 2000; pages overlap by one).",
     )
     concurrency: int = Field(
         default=4, ge=1, le=16, description="Pages fetched at once, within the rate limit."
@@ -74,7 +74,12 @@ class ExtractConfig(dg.Config):
     kinds={"python", "duckdb"},
     description=(
         "Daily snapshot of every Planhat objective in raw.planhat_objectives. Planhat exposes only "
-        "current state: materializing a past date captures the state at run time (see captured_at)."
+        "current state: materializing a past date captures the state at run time (see captured_at). "
+        "One pass of overlapping pages sorted by _id; boundaries_repaired counts page boundaries "
+        "read again because objectives were deleted meanwhile; created_during_run counts loaded "
+        "objectives whose ObjectId is not older than the run's start second; deleted_during_run "
+        "counts objectives seen in one page and missing from the next page covering their ids (a "
+        "lower bound); rate_limit_remaining is the last X-Rate-Limit-Remaining Planhat sent."
     ),
 )
 def planhat_objectives(
