@@ -199,8 +199,8 @@ class PlanhatClient:
         restarts at 0 for each.
 
         Offset paging has no snapshot isolation: objectives created or deleted
-        while paging can be skipped or repeated. Check completeness against
-        `list_objective_ids` when that matters.
+        while paging can be skipped or repeated. `iter_snapshot_pages` checks
+        every page boundary instead, when completeness matters.
 
         ``parse="ids"`` still checks that each body is a JSON array of objects, but
         keeps only each record's ``_id`` in `ObjectivePage.records`: several times
@@ -281,7 +281,7 @@ class PlanhatClient:
         limit: int = MAX_PAGE_SIZE,
         concurrency: int | None = None,
     ) -> list[str]:
-        """Every ``_id`` (``select=_id`` paging), e.g. to verify an extraction."""
+        """Every ``_id`` (``select=_id`` paging; offset paging, see `iter_pages`)."""
         pages = self.iter_pages(
             limit=limit, sort="_id", select="_id", company_id=company_id, concurrency=concurrency
         )
