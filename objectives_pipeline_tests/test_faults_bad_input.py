@@ -48,7 +48,10 @@ def materialize(planhat: PlanhatResource, db: Path) -> dg.ExecuteInProcessResult
 # -- configuration -------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("size", "bound"), [(0, "greater than or equal to 1"), (2001, "2000")])
+@pytest.mark.parametrize(
+    ("size", "bound"),
+    [(0, "greater than or equal to 2"), (1, "greater than or equal to 2"), (2001, "2000")],
+)
 def test_a_page_size_out_of_range_is_refused_before_any_request(
     server: SandboxServer, tmp_path: Path, size: int, bound: str
 ) -> None:
