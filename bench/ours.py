@@ -68,6 +68,7 @@ def extract(spec: RunSpec) -> Outcome:
             "table": TABLE,
             "pages": result.pages,
             "load_seconds": round(result.load.seconds, 3),
+            "boundaries_repaired": result.boundaries_repaired,
             "duplicates_removed": result.load.duplicates_removed,
             "client_stats": stats.model_dump(mode="json"),
         },

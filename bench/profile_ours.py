@@ -114,8 +114,6 @@ def run_once(base_url: str, token: str, concurrency: int, folder: Path, number: 
     timeline = Timeline()
     restore = [
         timeline.wrap(SnapshotStager, "add_page"),
-        timeline.wrap(SnapshotStager, "add_id_page"),
-        timeline.wrap(SnapshotStager, "id_check"),
         timeline.wrap(extract_module, "load_snapshot"),
     ]
     try:

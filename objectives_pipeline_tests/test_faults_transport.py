@@ -57,7 +57,7 @@ def test_5xx_and_dropped_connections_at_20_percent_over_50000_objectives(
     meta = materialization_metadata(result, "planhat_objectives")
     assert meta["retries"] == errors + drops  # every failed attempt retried, nothing else
     assert meta["requests"] == len(run_log)
-    assert meta["duplicates_removed"] == 0 and meta["repaired_by_verification"] == 0
+    assert meta["duplicates_removed"] == 0 and meta["boundaries_repaired"] == 0
     figures(
         "5xx 20% + dropped connections 20%, 50,000 objectives",
         requests=meta["requests"],
@@ -143,13 +143,13 @@ def test_persistently_unusable_bodies_fail_the_run_naming_the_page(
 
     assert not failed.success
     text = failure_text(failed)
-    assert "GET /objectives offset=2000 limit=2000 after 3 attempts" in text
+    assert "GET /objectives offset=1999 limit=2000 after 3 attempts" in text
     assert problem in text and "keeps its previous contents" in text
     assert partition_rows(db, DAY) == before
     figures(
         f"{knob.removesuffix('_rate')} 200 bodies, persistent from page 2",
         attempts_on_page=3,
-        outcome="run failed naming offset=2000; partition unchanged",
+        outcome="run failed naming offset=1999; partition unchanged",
         rows_before=len(before),
         rows_after=len(partition_rows(db, DAY)),
     )

@@ -167,17 +167,42 @@ def test_repeats_resolve_by_page_order_on_many_pages_and_threads(warehouse: Ware
     assert wrong == {}
 
 
-def test_records_added_after_the_pages_win_and_one_page_may_repeat_an_id(
+def test_a_later_page_wins_and_one_page_may_repeat_an_id(warehouse: Warehouse) -> None:
+    with SnapshotStager() as stager:
+        stager.add_page(page(objective("a", name="paged"), objective("b"), objective("b")))
+        stager.add_page(page(objective("a", name="read again by a repair")))
+        result = load_snapshot(warehouse, stager, DAY, NOW)
+    got = rows(warehouse)
+    assert got["a"]["name"] == "read again by a repair"
+    assert sorted(got) == ["a", "b"]
+    assert result.duplicates_removed == 2
+
+
+def test_a_page_that_repeats_the_last_record_before_it_is_loaded_without_it(
     warehouse: Warehouse,
 ) -> None:
     with SnapshotStager() as stager:
-        stager.add_page(page(objective("a", name="paged"), objective("b"), objective("b")))
-        stager.add_records([objective("a", name="fetched one by one")])
+        stager.add_page(page(objective("a"), objective("b", name="first copy")))
+        stager.add_page(page(objective("b", name="repeat"), objective("c")), repeated_id="b")
+        stager.add_page(page(objective("c", name="kept"), objective("d")))
         result = load_snapshot(warehouse, stager, DAY, NOW)
     got = rows(warehouse)
-    assert got["a"]["name"] == "fetched one by one"
-    assert sorted(got) == ["a", "b"]
-    assert result.duplicates_removed == 2
+    assert sorted(got) == ["a", "b", "c", "d"]
+    assert got["b"]["name"] == "first copy"  # the repeat was never typed
+    assert got["c"]["name"] == "kept"  # an unmarked repeat is de-duplicated, later wins
+    assert result.duplicates_removed == 1 and stager.repeats_left_out == 1
+
+
+def test_created_since_counts_objectids_not_older_than_that_second(
+    warehouse: Warehouse,
+) -> None:
+    since = datetime(2026, 1, 1, 12, 0, 0)
+    second = int(since.replace(tzinfo=UTC).timestamp())
+    old, new = f"{second - 1:08x}" + "0" * 16, f"{second:08x}" + "0" * 15 + "1"
+    with SnapshotStager() as stager:
+        stager.add_page(page(objective(old), objective(new), objective("not-an-objectid")))
+        result = load_snapshot(warehouse, stager, DAY, NOW, created_since=since)
+    assert result.created_since == 1
 
 
 def test_loading_a_partition_again_replaces_it_and_leaves_other_days_alone(
@@ -246,16 +271,6 @@ def test_captured_at_is_stored_in_utc(warehouse: Warehouse) -> None:
         assert rows(warehouse)["a"]["captured_at"] == datetime(2024, 3, 1, 6, 30)
         load_snapshot(warehouse, stager, DAY, datetime(2024, 3, 1, 7, 0))
         assert rows(warehouse)["a"]["captured_at"] == datetime(2024, 3, 1, 7, 0)
-
-
-def test_id_check_finds_what_paging_skipped_and_what_vanished() -> None:
-    with SnapshotStager() as stager:
-        stager.add_page(page(objective("a"), objective("b"), objective("c")))
-        stager.add_page(page(objective("c")))
-        stager.add_id_page(page({"_id": "a"}, {"_id": "b"}, {"_id": "e"}))
-        stager.add_id_page(page({"_id": "d"}))
-        check = stager.id_check()
-    assert (check.staged, check.listed, check.missing, check.unlisted) == (3, 4, ("d", "e"), 1)
 
 
 def test_the_staging_folder_is_private_and_removed_even_on_error(tmp_path: Path) -> None:

@@ -13,7 +13,6 @@ from objectives_pipeline.warehouse import (
     RAW_OBJECTIVES_TABLE,
     SnapshotQuality,
     WarehouseError,
-    snapshot_quality,
 )
 
 DUCKDB_POOL = "duckdb_writer"
@@ -56,15 +55,12 @@ class ExtractConfig(dg.Config):
 
     page_size: int = Field(
         default=2000,
-        ge=1,
+        ge=2,
         le=2000,
-        description="Objectives per request (Planhat's maximum is 2000).",
+        description="Objectives per request (Planhat's maximum is 2000; pages overlap by one).",
     )
     concurrency: int = Field(
         default=4, ge=1, le=16, description="Pages fetched at once, within the rate limit."
-    )
-    verify_completeness: bool = Field(
-        default=True, description="List every _id after paging and fetch what paging skipped."
     )
     health_min: float = Field(default=0.0, description="Lowest expected health value.")
     health_max: float = Field(default=5.0, description="Highest expected health value.")
@@ -86,7 +82,12 @@ class ExtractConfig(dg.Config):
     metadata={TABLE_NAME: RAW_OBJECTIVES_TABLE},
     description=(
         "Daily snapshot of every Planhat objective in raw.planhat_objectives. Planhat exposes only "
-        "current state: materializing a past date captures the state at run time (see captured_at)."
+        "current state: materializing a past date captures the state at run time (see captured_at). "
+        "One pass of overlapping pages sorted by _id; boundaries_repaired counts page boundaries "
+        "read again because objectives were deleted meanwhile; created_during_run counts loaded "
+        "objectives whose ObjectId is not older than the run's start second; deleted_during_run "
+        "counts objectives seen in one page and missing from the next page covering their ids (a "
+        "lower bound); rate_limit_remaining is the last X-Rate-Limit-Remaining Planhat sent."
     ),
 )
 def planhat_objectives(
@@ -98,7 +99,9 @@ def planhat_objectives(
     snapshot_date = date.fromisoformat(context.partition_key)
     wh = warehouse.get_warehouse()
     context.log.info(f"Extracting objectives from {planhat.describe_target()} for {snapshot_date}")
-    options = ExtractOptions(config.page_size, config.concurrency, config.verify_completeness)
+    options = ExtractOptions(
+        config.page_size, config.concurrency, health_range=(config.health_min, config.health_max)
+    )
     try:
         with planhat.get_client(context.log) as client:
             result = extract_snapshot(client, wh, snapshot_date, options, context.log.info)
@@ -110,7 +113,8 @@ def planhat_objectives(
             ),
             metadata={"error_type": type(exc).__name__},
         ) from exc
-    quality = snapshot_quality(wh, snapshot_date, config.health_min, config.health_max)
+    quality = result.load.quality  # computed in the load's transaction: nothing is read again
+    assert quality is not None, "extract_snapshot was given a health_range"
     return dg.MaterializeResult(
         metadata=_metadata(result, planhat, quality.preview),
         check_results=_check_results(quality, config),
@@ -126,6 +130,9 @@ def _metadata(
         "companies": result.load.companies,
         "pages": result.pages,
         "requests": stats.requests,
+        "requests_per_1000_objectives": result.requests_per_1000_objectives,
+        "boundaries_repaired": result.boundaries_repaired,
+        "rate_limit_remaining": stats.rate_limit_remaining,
         "retries": stats.retries,
         "retry_wait_seconds": round(stats.retry_wait_seconds, 3),
         "rate_limit_wait_seconds": round(stats.rate_limit_wait_seconds, 3),
@@ -135,9 +142,8 @@ def _metadata(
         "records_per_second": round(result.records_per_second, 1),
         "duplicates_removed": result.load.duplicates_removed,
         "flagged_rows": result.load.flagged_rows,
-        "repaired_by_verification": result.repaired,
+        "created_during_run": result.created_during_run,
         "deleted_during_run": result.deleted_during_run,
-        "appeared_during_run": result.appeared_during_run,
         "captured_at": dg.MetadataValue.timestamp(result.captured_at.replace(tzinfo=UTC)),
         "source": planhat.describe_target(),
         "preview": dg.MetadataValue.md(_markdown_table(preview)),

@@ -226,6 +226,7 @@ class Sender:
             self._stats.transport_error()
             raise response
         self._stats.response(response.status_code)
+        self._stats.quota_remaining(_header_int(response.headers, "x-rate-limit-remaining"))
         if not response.is_success:
             raise self._status_error(request, response)
         body = response.content

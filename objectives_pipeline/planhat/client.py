@@ -50,6 +50,7 @@ from .models import Company, DeleteResult, Objective, ObjectiveIn, ObjectivePage
 from .paging import guard_progress, page_concurrently
 from .ratelimit import RateLimiter
 from .refs import CompanyRef, ObjectiveRef
+from .snapshot import SnapshotPage, SnapshotStats, snapshot_pages
 from .stats import ClientStats, StatsRecorder
 
 CompanyFilter = str | CompanyRef | Sequence[str | CompanyRef] | None
@@ -376,8 +377,8 @@ class PlanhatClient:
         restarts at 0 for each.
 
         Offset paging has no snapshot isolation: objectives created or deleted
-        while paging can be skipped or repeated. Check completeness against
-        `list_objective_ids` when that matters.
+        while paging can be skipped or repeated. `iter_snapshot_pages` checks
+        every page boundary instead, when completeness matters.
 
         ``parse="ids"`` still checks that each body is a JSON array of objects, but
         keeps only each record's ``_id`` in `ObjectivePage.records`: several times
@@ -405,6 +406,34 @@ class PlanhatClient:
                 page_concurrently(fetch, start=0, limit=limit, concurrency=concurrency)
             )
 
+    def iter_snapshot_pages(
+        self,
+        *,
+        limit: int = MAX_PAGE_SIZE,
+        concurrency: int | None = None,
+        stats: SnapshotStats | None = None,
+        expected: int | None = None,
+    ) -> Iterator[SnapshotPage]:
+        """Every objective in one pass that proves its own completeness.
+
+        Pages sorted by ``_id`` overlap by one record and every boundary is checked; a
+        boundary that objectives deleted meanwhile may have opened is read again (see
+        `objectives_pipeline.planhat.snapshot`). Each objective that exists for the
+        whole pass is in the pages; records repeat at boundaries (`SnapshotPage.repeats_first`
+        marks the exact one-record overlap). Pages keep the raw `ObjectivePage.body` and
+        only each record's ``_id`` in `records`. `stats` is filled in on the way.
+        `expected` (about how many objectives there are, e.g. the last snapshot's size)
+        keeps the window from sending pages past the end; it never changes the result.
+        """
+        _check_limit(limit)
+        if limit < 2:
+            raise ConfigError(f"limit must be at least 2 for overlapping pages, got {limit!r}")
+        workers = _check_concurrency(
+            self._max_in_flight if concurrency is None else concurrency, "concurrency"
+        )
+        fetch = self._page_fetcher(_OBJECTIVES, {"sort": "_id"}, "ids")
+        return snapshot_pages(fetch, limit=limit, in_flight=workers, stats=stats, expected=expected)
+
     def iter_objectives(
         self,
         *,
@@ -431,7 +460,7 @@ class PlanhatClient:
         limit: int = MAX_PAGE_SIZE,
         concurrency: int | None = None,
     ) -> list[str]:
-        """Every ``_id`` (``select=_id`` paging), e.g. to verify an extraction."""
+        """Every ``_id`` (``select=_id`` paging; offset paging, see `iter_pages`)."""
         pages = self.iter_pages(
             limit=limit, sort="_id", select="_id", company_id=company_id, concurrency=concurrency
         )

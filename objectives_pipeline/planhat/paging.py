@@ -7,8 +7,8 @@ same order.
 
 Offset paging has no snapshot isolation: when objectives are created or
 deleted while paging, records can be skipped or repeated at page boundaries.
-A caller that needs completeness checks the result against
-`PlanhatClient.list_objective_ids` afterwards.
+A caller that needs completeness uses `PlanhatClient.iter_snapshot_pages`
+(see :mod:`.snapshot`) instead.
 """
 
 from __future__ import annotations

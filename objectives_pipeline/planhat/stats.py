@@ -19,6 +19,8 @@ class ClientStats(BaseModel):
     None while unknown); `in_flight_limit_reductions` counts the 429s that
     halved the requests allowed in flight, `min_in_flight_limit` is the lowest
     that allowance fell to (None: never cut).
+    `rate_limit_remaining` is the last ``X-Rate-Limit-Remaining`` Planhat sent
+    (None before any, or when it sends none).
     """
 
     model_config = ConfigDict(frozen=True)
@@ -36,6 +38,7 @@ class ClientStats(BaseModel):
     min_in_flight_limit: int | None = None
     server_rate_limit: int | None = None
     server_window_seconds: float | None = None
+    rate_limit_remaining: int | None = None
 
 
 class StatsRecorder:
@@ -58,6 +61,7 @@ class StatsRecorder:
         self._transport_errors = 0
         self._bad_responses = 0
         self._statuses: Counter[int] = Counter()
+        self._remaining: int | None = None
 
     def request_sent(self) -> int:
         """Count a request; return its 1-based number."""
@@ -68,6 +72,12 @@ class StatsRecorder:
     def response(self, status: int) -> None:
         with self._lock:
             self._statuses[status] += 1
+
+    def quota_remaining(self, remaining: int | None) -> None:
+        """Record the latest ``X-Rate-Limit-Remaining`` (ignored when absent)."""
+        if remaining is not None:
+            with self._lock:
+                self._remaining = remaining
 
     def retry(self, wait: float) -> None:
         with self._lock:
@@ -121,6 +131,7 @@ class StatsRecorder:
                 server_window_seconds=(
                     None if self._server_window is None else round(self._server_window, 3)
                 ),
+                rate_limit_remaining=self._remaining,
             )
             if reset:
                 self._reset()

@@ -110,7 +110,9 @@ def build_app(ctx: SandboxContext) -> ASGIApp:
             limit = min(limit, max(faults.page_cap, 0))
         offset = _query_int(request, "offset", 0, 0)
         if faults.churn_per_list_request > 0:
-            ctx.store.churn(faults.churn_per_list_request, ctx.engine.rng)
+            ctx.store.churn(
+                faults.churn_per_list_request, ctx.engine.rng, anywhere=faults.churn_anywhere
+            )
         body, count = ctx.store.list_page(
             offset=offset,
             limit=limit,

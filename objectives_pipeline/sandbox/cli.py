@@ -28,6 +28,7 @@ def _source_ids(text: str) -> set[str]:
 # (Faults field, metavar, argparse type, help). Each becomes --field-name.
 _FAULT_FLAGS: list[tuple[str, str, Any, str]] = [
     ("latency_ms", "MS", float, "delay added to every request, in milliseconds"),
+    ("latency_jitter_ms", "MS", float, "random extra delay of up to MS per request"),
     ("error_rate", "RATE", float, "share of requests answered 500/502/503 (0..1)"),
     ("drop_rate", "RATE", float, "share of requests whose connection is closed with no response"),
     ("rate_limit_per_second", "N", float, "answer 429 past this many requests per second"),

@@ -23,6 +23,8 @@ class Faults:
 
     latency_ms: float = 0.0
     """Delay added to every request."""
+    latency_jitter_ms: float = 0.0
+    """A random extra delay of up to this much per request (answers then cross)."""
     error_rate: float = 0.0
     """Share of requests answered 500, 502 or 503."""
     drop_rate: float = 0.0
@@ -48,6 +50,8 @@ class Faults:
     """Share of 200 list responses with an HTML body instead of JSON."""
     churn_per_list_request: int = 0
     """Before each list response: delete N objectives early in _id order, create N."""
+    churn_anywhere: bool = False
+    """Churn deletes anywhere in _id order and creates with random ids anywhere in it."""
     bulk_item_error_source_ids: set[str] = field(default_factory=set)
     """Bulk items with these sourceIds fail (createdErrors/updatedErrors, status 206); for
     companies an item also fails when its own or its matched company's _id is listed."""

@@ -98,8 +98,9 @@ class FaultMiddleware:
             return
         engine = self.ctx.engine
         faults = engine.faults
-        if faults.latency_ms > 0:
-            await asyncio.sleep(faults.latency_ms / 1000)
+        delay = faults.latency_ms + faults.latency_jitter_ms * engine.rng.random()
+        if delay > 0:
+            await asyncio.sleep(delay / 1000)
         if engine.roll(faults.drop_rate):
             notes["fault"] = "drop"
             record(0)

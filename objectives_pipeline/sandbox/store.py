@@ -325,12 +325,18 @@ class SandboxStore:
                     self._changed()
         return result
 
-    def churn(self, count: int, rng: random.Random) -> None:
-        """Delete `count` objectives from the first quarter of the _id order; create `count`."""
+    def churn(self, count: int, rng: random.Random, *, anywhere: bool = False) -> None:
+        """Delete `count` objectives from the first quarter of the _id order; create `count`.
+
+        `anywhere`: delete from the whole order and create with random ids anywhere
+        within it (new objectives then also land before older ones).
+        """
         with self._lock:
             if count <= 0:
                 return
-            window = min(len(self._order), max(count, len(self._order) // 4))
+            window = len(self._order) if anywhere else max(count, len(self._order) // 4)
+            window = min(len(self._order), window)
+            bounds = (self._order[0], self._order[-1]) if anywhere and self._order else None
             doomed = [self._order[i] for i in rng.sample(range(window), min(count, window))]
             for object_id in doomed:
                 self._remove(self._objects[object_id])
@@ -344,7 +350,8 @@ class SandboxStore:
                         "health": rng.randint(1, 5),
                         "externalId": f"churn-{serial:012x}",
                         "sourceId": f"churn-src-{serial:012x}",
-                    }
+                    },
+                    object_id=None if bounds is None else self._free_id(bounds, rng),
                 )
             self._changed()
 
@@ -458,10 +465,19 @@ class SandboxStore:
                 fields[key] = _normalise_id_value(fields[key], key)
         return fields
 
-    def _create(self, item: JsonObject) -> JsonObject:
+    def _free_id(self, bounds: tuple[str, str], rng: random.Random) -> str:
+        """An unused 24-hex id between `bounds` (or after them when they are too close)."""
+        low, high = int(bounds[0], 16), int(bounds[1], 16)
+        for _ in range(8):
+            candidate = f"{rng.randrange(low, high + 1):024x}"
+            if candidate not in self._objects:
+                return candidate
+        return self._ids.next()
+
+    def _create(self, item: JsonObject, *, object_id: str | None = None) -> JsonObject:
         fields = self._validated(item, creating=True)
         obj: JsonObject = {
-            "_id": self._ids.next(),
+            "_id": object_id or self._ids.next(),
             "companyId": fields.pop("companyId"),
             "companyName": fields.pop("companyName"),
             "name": fields.pop("name"),
@@ -469,7 +485,10 @@ class SandboxStore:
         obj.update(fields)
         obj["__v"] = 0
         self._objects[obj["_id"]] = obj
-        self._order.append(obj["_id"])
+        if object_id is None:
+            self._order.append(obj["_id"])
+        else:
+            bisect.insort(self._order, object_id)
         self._index(obj)
         return obj
 

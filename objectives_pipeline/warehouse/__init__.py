@@ -11,13 +11,13 @@ Connections (:mod:`.connection`)
     :class:`WarehouseLockedError`.
 
 Extract-load (:mod:`.staging`, :mod:`.raw`)
-    ``SnapshotStager`` stages raw page bodies on disk (``add_page(bytes)``,
-    ``add_records(list)``, ``add_id_page(bytes)`` and ``id_check()`` for the
-    completeness pass). ``load_snapshot(warehouse, stager, snapshot_date,
+    ``SnapshotStager`` stages raw page bodies on disk (``add_page(bytes,
+    repeats_first=False)``). ``load_snapshot(warehouse, stager, snapshot_date,
     captured_at)`` replaces one partition of ``raw.planhat_objectives`` in one
     transaction and returns a :class:`SnapshotLoadResult`.
     ``snapshot_quality(warehouse, snapshot_date, health_low, health_high)``
-    returns the figures the asset checks need (:class:`SnapshotQuality`).
+    returns the figures the asset checks need (:class:`SnapshotQuality`);
+    ``latest_snapshot_rows(warehouse)`` the size of the latest snapshot (a paging hint).
 
 Company health (:mod:`.health`)
     ``health_summary(warehouse, at_risk_threshold)`` (:class:`HealthSummary`) and
@@ -64,7 +64,13 @@ from .models import (
     discover_models,
     topological_order,
 )
-from .quality import PREVIEW_COLUMNS, SnapshotQuality, snapshot_quality
+from .quality import (
+    PREVIEW_COLUMNS,
+    SnapshotQuality,
+    latest_snapshot_rows,
+    quality_on,
+    snapshot_quality,
+)
 from .raw import (
     LOAD_MEMORY_LIMIT,
     LOAD_THREADS,
@@ -75,7 +81,7 @@ from .raw import (
     load_snapshot,
 )
 from .sql_refs import TableRef
-from .staging import IdCheck, SnapshotStager
+from .staging import SnapshotStager
 
 __all__ = [
     "ALERT_COLUMNS",
@@ -90,7 +96,6 @@ __all__ = [
     "RAW_OBJECTIVES_TABLE",
     "HealthAlert",
     "HealthSummary",
-    "IdCheck",
     "LoadStep",
     "ModelBuildResult",
     "ModelError",
@@ -108,7 +113,9 @@ __all__ = [
     "discover_models",
     "ensure_raw_table",
     "health_summary",
+    "latest_snapshot_rows",
     "load_snapshot",
+    "quality_on",
     "read_health_alerts",
     "snapshot_quality",
     "topological_order",

@@ -13,9 +13,18 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
-from .connection import Warehouse
+import duckdb
 
-__all__ = ["PREVIEW_COLUMNS", "SnapshotQuality", "snapshot_quality"]
+from .connection import Warehouse
+from .errors import WarehouseError
+
+__all__ = [
+    "PREVIEW_COLUMNS",
+    "SnapshotQuality",
+    "latest_snapshot_rows",
+    "quality_on",
+    "snapshot_quality",
+]
 
 PREVIEW_COLUMNS = (
     "objective_id",
@@ -98,20 +107,28 @@ def snapshot_quality(
 ) -> SnapshotQuality:
     """Quality figures for partition ``snapshot_date`` (zero rows if it was never loaded)."""
     with warehouse.connect(read_only=True) as con:
-        exists = con.execute(
-            "SELECT count(*) FROM duckdb_tables() "
-            "WHERE schema_name = 'raw' AND table_name = 'planhat_objectives'"
-        ).fetchone()
-        if not exists or not exists[0]:
+        if not _raw_table_exists(con):
             return SnapshotQuality(snapshot_date, 0, 0, 0, 0, None, None, 0, None, None, None)
-        day = {"day": snapshot_date}
-        figures = con.execute(_FIGURES, {**day, "low": health_low, "high": health_high}).fetchone()
-        assert figures is not None
-        rows, duplicates, no_company, out_of_range, low, high, flagged = figures
-        previous = con.execute(_PREVIOUS, day).fetchone()
-        cursor = con.execute(_PREVIEW, {**day, "limit": preview_rows})
-        names = [d[0] for d in cursor.description or []]
-        preview = [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+        return quality_on(con, snapshot_date, health_low, health_high, preview_rows=preview_rows)
+
+
+def quality_on(
+    con: duckdb.DuckDBPyConnection,
+    snapshot_date: date,
+    health_low: float,
+    health_high: float,
+    *,
+    preview_rows: int = 10,
+) -> SnapshotQuality:
+    """:func:`snapshot_quality` on an open connection (e.g. inside the load's transaction)."""
+    day = {"day": snapshot_date}
+    figures = con.execute(_FIGURES, {**day, "low": health_low, "high": health_high}).fetchone()
+    assert figures is not None
+    rows, duplicates, no_company, out_of_range, low, high, flagged = figures
+    previous = con.execute(_PREVIOUS, day).fetchone()
+    cursor = con.execute(_PREVIEW, {**day, "limit": preview_rows})
+    names = [d[0] for d in cursor.description or []]
+    preview = [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
     previous_date, previous_rows = previous if previous else (None, None)
     drop = (previous_rows - rows) / previous_rows if previous_rows else None
     return SnapshotQuality(
@@ -128,3 +145,30 @@ def snapshot_quality(
         row_drop_share=drop,
         preview=preview,
     )
+
+
+def _raw_table_exists(con: duckdb.DuckDBPyConnection) -> bool:
+    exists = con.execute(
+        "SELECT count(*) FROM duckdb_tables() "
+        "WHERE schema_name = 'raw' AND table_name = 'planhat_objectives'"
+    ).fetchone()
+    return bool(exists and exists[0])
+
+
+_LATEST = """
+SELECT count(*)
+FROM raw.planhat_objectives
+WHERE snapshot_date = (SELECT max(snapshot_date) FROM raw.planhat_objectives)
+"""
+
+
+def latest_snapshot_rows(warehouse: Warehouse) -> int | None:
+    """Rows of the latest snapshot, or None when there is none (or no database yet)."""
+    try:
+        with warehouse.connect(read_only=True) as con:
+            if not _raw_table_exists(con):
+                return None
+            row = con.execute(_LATEST).fetchone()
+    except WarehouseError:
+        return None
+    return int(row[0]) if row and row[0] else None

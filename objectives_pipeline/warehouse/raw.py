@@ -57,6 +57,7 @@ import duckdb
 from . import raw_sql
 from .connection import Warehouse
 from .errors import SnapshotLoadError
+from .quality import SnapshotQuality, quality_on
 from .staging import SnapshotStager
 
 __all__ = [
@@ -101,6 +102,10 @@ class SnapshotLoadResult:
         issues: how many rows carry each load issue.
         replaced_rows: rows the partition held before.
         pages: staged files read.
+        quality: the asset checks' figures, computed in the load's transaction when
+            ``health_range`` was given to :func:`load_snapshot` (else None).
+        created_since: rows whose ``_id`` is an ObjectId created at or after the second
+            of ``created_since`` given to :func:`load_snapshot` (0 when not given).
         seconds: wall time, waiting for the database lock included.
     """
 
@@ -112,7 +117,9 @@ class SnapshotLoadResult:
     issues: dict[str, int] = field(default_factory=dict)
     replaced_rows: int = 0
     pages: int = 0
+    created_since: int = 0
     seconds: float = 0.0
+    quality: SnapshotQuality | None = None
 
 
 def ensure_raw_table(con: duckdb.DuckDBPyConnection) -> None:
@@ -129,6 +136,8 @@ def load_snapshot(
     memory_limit: str | None = LOAD_MEMORY_LIMIT,
     threads: int | None = LOAD_THREADS,
     on_step: Callable[[LoadStep], None] | None = None,
+    created_since: datetime | None = None,
+    health_range: tuple[float, float] | None = None,
 ) -> SnapshotLoadResult:
     """Replace partition ``snapshot_date`` with the staged records, atomically.
 
@@ -137,7 +146,10 @@ def load_snapshot(
     ``memory_limit`` and ``threads`` apply to DuckDB for the duration of the load
     (``None`` keeps the current setting); the defaults keep peak memory flat.
     ``on_step`` is called at each :class:`LoadStep`; all but ``COMMITTED``
-    happen inside the transaction.
+    happen inside the transaction. ``created_since`` (naive = UTC): count the rows
+    whose ObjectId says they were created since then. ``health_range`` (low, high): also
+    compute the partition's :class:`SnapshotQuality` before committing, so that nobody
+    has to read the partition again for the asset checks.
 
     Raises :class:`SnapshotLoadError` when nothing was staged or a staged page
     cannot be read, and :class:`WarehouseLockedError` when the database stays
@@ -175,10 +187,17 @@ def load_snapshot(
                     {"snapshot_date": snapshot_date, "captured_at": captured_at},
                 )
                 notify(LoadStep.INSERTED)
-                rows, companies, flagged = _row(con, raw_sql.PARTITION_SUMMARY, day)
+                rows, companies, flagged, created = _row(
+                    con,
+                    raw_sql.PARTITION_SUMMARY,
+                    {**day, "created_since": _epoch_seconds(created_since)},
+                )
                 issues = {
                     str(k): int(v) for k, v in con.execute(raw_sql.ISSUE_COUNTS, day).fetchall()
                 }
+                quality = (
+                    None if health_range is None else quality_on(con, snapshot_date, *health_range)
+                )
                 con.execute("COMMIT")
             except BaseException:
                 con.execute("ROLLBACK")
@@ -195,8 +214,17 @@ def load_snapshot(
         issues=issues,
         replaced_rows=replaced,
         pages=len(stager.pages),
+        created_since=int(created),
         seconds=time.perf_counter() - started,
+        quality=quality,
     )
+
+
+def _epoch_seconds(moment: datetime | None) -> int | None:
+    if moment is None:
+        return None
+    aware = moment if moment.utcoffset() is not None else moment.replace(tzinfo=UTC)
+    return int(aware.timestamp())
 
 
 def _ignore(step: LoadStep) -> None:

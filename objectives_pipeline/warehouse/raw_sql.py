@@ -1,7 +1,8 @@
 """The SQL behind :func:`objectives_pipeline.warehouse.load_snapshot`.
 
 Every value reaches these statements as a bound parameter: ``$files`` (staged
-pages), ``$paths`` (the JSON paths below), ``$known_keys``, ``$snapshot_date``
+pages), ``$repeat_pages``/``$repeat_ids`` (records left out as repeats), ``$paths`` (the
+JSON paths below), ``$known_keys``, ``$snapshot_date``
 and ``$captured_at``.
 
 Staged files are named ``page-00000001.json``, ``page-00000002.json``, ...; the
@@ -141,6 +142,9 @@ SELECT
     issues AS load_issues,
     CASE WHEN len(issues) > 0 THEN record END AS raw_record
 FROM checked
+-- records a page repeats from the page before (already staged there)
+ANTI JOIN (SELECT unnest($repeat_pages::INTEGER[]) AS page,
+                  unnest($repeat_ids::VARCHAR[]) AS objective_id) USING (page, objective_id)
 """
 
 # Copies of one objective_id beyond the first (rows without an id are all kept).
@@ -163,10 +167,14 @@ QUALIFY objective_id IS NULL
      OR row_number() OVER (PARTITION BY objective_id ORDER BY page DESC, ordinal) = 1
 """
 
+# $created_since: epoch seconds; objectives whose ObjectId (8 hex digits of creation
+# seconds, then 16 more) is not older count as created since then.
 PARTITION_SUMMARY = """
 SELECT count(*),
        count(DISTINCT company_id),
-       count(*) FILTER (WHERE len(load_issues) > 0)
+       count(*) FILTER (WHERE len(load_issues) > 0),
+       count(*) FILTER (WHERE regexp_full_match(objective_id, '[0-9a-fA-F]{24}')
+                          AND TRY_CAST('0x' || left(objective_id, 8) AS BIGINT) >= $created_since)
 FROM raw.planhat_objectives
 WHERE snapshot_date = $snapshot_date
 """

@@ -11,61 +11,35 @@ transaction that replaces the partition only copies typed rows (see
 Typical use by the extract step::
 
     with SnapshotStager() as stager:
-        for body in page_bodies:            # GET /objectives pages, raw bytes
-            stager.add_page(body)
-        for body in id_page_bodies:         # GET /objectives?select=_id pages, raw bytes
-            stager.add_id_page(body)
-        check = stager.id_check()           # ids listed but not staged
-        stager.add_records(fetch_each(check.missing))
+        for page in snapshot_pages:          # GET /objectives pages, raw bytes
+            stager.add_page(page.body, repeated_id=page.repeated_id)
         result = load_snapshot(warehouse, stager, snapshot_date, captured_at)
 
-Order matters: when a record appears more than once (offset paging over a
-changing collection repeats records at page boundaries), the load keeps the
-copy staged last. Records added with :meth:`SnapshotStager.add_records` come
-after every page and so win over them. The folder is removed on exit.
+Order matters: when a record appears more than once (overlapping pages repeat records
+at page boundaries), the load keeps the copy staged last. A page staged with
+``repeated_id`` repeats that record from the page before it (the exact one-record
+overlap of a calm run): its copy is not typed at all, so a calm run has no repeats and
+the load needs no de-duplication. The folder is removed on exit.
 """
 
 from __future__ import annotations
 
-import json
 import shutil
 import tempfile
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Any
 
 import duckdb
 
 from . import raw_sql
 from .errors import SnapshotLoadError
 
-__all__ = ["IdCheck", "SnapshotStager"]
+__all__ = ["SnapshotStager"]
 
 _STAGING_MEMORY_LIMIT = "128MB"
 # Pages typed per statement: one statement per page costs about half as much again.
 _TYPE_BATCH_PAGES = 8
 _TYPED_DATABASE = "typed.duckdb"
-
-
-@dataclass(frozen=True)
-class IdCheck:
-    """Staged records compared with a separate listing of every ``_id``.
-
-    Attributes:
-        staged: distinct ``_id`` values among the staged records.
-        listed: distinct ``_id`` values in the staged id listing.
-        missing: ids that were listed but not staged (records the paging
-            skipped); fetch them and :meth:`SnapshotStager.add_records` them.
-        unlisted: staged ids absent from the listing (typically objectives
-            deleted while the extraction ran).
-    """
-
-    staged: int
-    listed: int
-    missing: tuple[str, ...]
-    unlisted: int
 
 
 class SnapshotStager:
@@ -80,7 +54,8 @@ class SnapshotStager:
         self._parent = None if staging_dir is None else Path(staging_dir)
         self._root: Path | None = None
         self._pages: list[Path] = []
-        self._id_pages: list[Path] = []
+        self._repeats: list[tuple[int, str]] = []  # (page, _id) left out as known repeats
+        self._repeats_typed = 0
         self._bytes = 0
         self._typed: duckdb.DuckDBPyConnection | None = None
         self._untyped: list[Path] = []
@@ -92,7 +67,6 @@ class SnapshotStager:
             raise SnapshotLoadError(f"The staging folder {self._parent} does not exist.")
         self._root = Path(tempfile.mkdtemp(prefix="objectives-snapshot-", dir=self._parent))
         (self._root / "records").mkdir()
-        (self._root / "ids").mkdir()
         self._open_typed().execute(raw_sql.CREATE_TYPED)
         return self
 
@@ -129,11 +103,13 @@ class SnapshotStager:
         """Total size of the staged record pages."""
         return self._bytes
 
-    def add_page(self, body: bytes) -> Path:
+    def add_page(self, body: bytes, *, repeated_id: str | None = None) -> Path:
         """Stage one page body: the raw bytes of a JSON array of objectives.
 
-        Pages are typed and flagged a few at a time as they arrive; a body DuckDB
-        cannot read fails that step with :class:`SnapshotLoadError` naming the page.
+        ``repeated_id``: the ``_id`` of a record already staged that this page repeats;
+        its copy here is left out. Pages are typed and flagged a few at a time as they
+        arrive; a body DuckDB cannot read fails that step with :class:`SnapshotLoadError`
+        naming the page.
         """
         number = len(self._pages) + 1
         _check_json_array(body, f"page {number}")
@@ -141,10 +117,17 @@ class SnapshotStager:
         path.write_bytes(body)
         self._pages.append(path)
         self._bytes += len(body)
+        if repeated_id is not None:
+            self._repeats.append((number, repeated_id))
         self._untyped.append(path)
         if len(self._untyped) >= _TYPE_BATCH_PAGES:
             self._type_pending()
         return path
+
+    @property
+    def repeats_left_out(self) -> int:
+        """First records left out because they repeat the page before."""
+        return len(self._repeats)
 
     def _type_pending(self) -> None:
         if not self._untyped:
@@ -157,6 +140,8 @@ class SnapshotStager:
                     "files": files,
                     "paths": raw_sql.FIELD_PATHS,
                     "known_keys": raw_sql.KNOWN_KEYS_AS_NULLS,
+                    "repeat_pages": [page for page, _ in self._repeats[self._repeats_typed :]],
+                    "repeat_ids": [oid for _, oid in self._repeats[self._repeats_typed :]],
                 },
             )
         except duckdb.OutOfMemoryException as error:
@@ -172,18 +157,7 @@ class SnapshotStager:
                 f"DuckDB said: {error}"
             ) from error
         self._untyped.clear()
-
-    def add_records(self, records: Sequence[Mapping[str, object]]) -> Path:
-        """Stage records fetched one by one (e.g. the ids :meth:`id_check` found missing)."""
-        return self.add_page(json.dumps(list(records), ensure_ascii=False).encode())
-
-    def add_id_page(self, body: bytes) -> Path:
-        """Stage one page of the ``select=_id`` listing used by :meth:`id_check`."""
-        _check_json_array(body, f"id page {len(self._id_pages) + 1}")
-        path = self.directory / "ids" / f"ids-{len(self._id_pages) + 1:08d}.json"
-        path.write_bytes(body)
-        self._id_pages.append(path)
-        return path
+        self._repeats_typed = len(self._repeats)
 
     def typed_database(self) -> Path:
         """Close the staging database and return its file, for the load to read.
@@ -207,55 +181,6 @@ class SnapshotStager:
             self._typed.execute("SET threads = 1")
             self._typed.execute("SET temp_directory = ?", [str(self.directory / "spill")])
         return self._typed
-
-    def id_check(self) -> IdCheck:
-        """Compare the staged records' ids with the staged id listing, in DuckDB."""
-        if not self._id_pages:
-            raise SnapshotLoadError("No id listing was staged: call add_id_page() first.")
-        id_pages = [str(p) for p in self._id_pages]
-        self._type_pending()
-        con = self._open_typed()
-        try:
-            con.execute(_IDS_TABLE.format(name="listed"), [id_pages])
-            con.execute(
-                "CREATE OR REPLACE TEMP TABLE staged AS "
-                "SELECT DISTINCT objective_id AS id FROM typed WHERE objective_id IS NOT NULL"
-            )
-            staged, listed, unlisted = _one(
-                con,
-                """
-                SELECT (SELECT count(*) FROM staged),
-                       (SELECT count(*) FROM listed),
-                       (SELECT count(*) FROM staged ANTI JOIN listed USING (id))
-                """,
-            )
-            missing = con.execute(
-                "SELECT id FROM listed ANTI JOIN staged USING (id) ORDER BY id"
-            ).fetchall()
-        finally:
-            con.execute("DROP TABLE IF EXISTS listed; DROP TABLE IF EXISTS staged")
-        return IdCheck(
-            staged=int(staged),
-            listed=int(listed),
-            missing=tuple(str(row[0]) for row in missing),
-            unlisted=int(unlisted),
-        )
-
-
-# read_json_objects hands each record over as unparsed JSON text; extracting one field from
-# that is an order of magnitude faster than read_json(records = false) building JSON values.
-_IDS_TABLE = """
-CREATE OR REPLACE TEMP TABLE {name} AS
-SELECT DISTINCT json_extract_string(json, '$._id') AS id
-FROM read_json_objects(?, format = 'array')
-WHERE json_type(json, '$._id') = 'VARCHAR'
-"""
-
-
-def _one(con: duckdb.DuckDBPyConnection, sql: str) -> tuple[Any, ...]:
-    row = con.execute(sql).fetchone()
-    assert row is not None, "DuckDB returned no row for an aggregate query"
-    return tuple(row)
 
 
 def _check_json_array(body: bytes, what: str) -> None:
