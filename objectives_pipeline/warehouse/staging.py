@@ -4,7 +4,8 @@
 (the raw bytes of a JSON array) to a file in a private temporary folder, and
 DuckDB types and flags its records right away into a staging database in the
 same folder. Nothing is parsed in Python, so memory stays flat however many
-objectives there are, and the typing overlaps the requests still in flight; the
+objectives there are, and the typing runs in a background thread of its own (DuckDB
+releases the GIL), overlapping the requests still in flight; the
 transaction that replaces the partition only copies typed rows (see
 :func:`objectives_pipeline.warehouse.load_snapshot`).
 
@@ -26,6 +27,7 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from types import TracebackType
 
@@ -59,6 +61,8 @@ class SnapshotStager:
         self._bytes = 0
         self._typed: duckdb.DuckDBPyConnection | None = None
         self._untyped: list[Path] = []
+        self._typing: ThreadPoolExecutor | None = None
+        self._batches: list[Future[None]] = []
 
     def __enter__(self) -> SnapshotStager:
         if self._root is not None:
@@ -81,6 +85,10 @@ class SnapshotStager:
     def close(self) -> None:
         """Delete the staging folder. Safe to call twice."""
         self._untyped.clear()
+        if self._typing is not None:
+            self._typing.shutdown(wait=True, cancel_futures=True)
+            self._typing = None
+        self._batches.clear()
         self.seal()
         if self._root is not None:
             shutil.rmtree(self._root, ignore_errors=True)
@@ -108,8 +116,8 @@ class SnapshotStager:
 
         ``repeated_id``: the ``_id`` of a record already staged that this page repeats;
         its copy here is left out. Pages are typed and flagged a few at a time as they
-        arrive; a body DuckDB cannot read fails that step with :class:`SnapshotLoadError`
-        naming the page.
+        arrive, in a background thread; a body DuckDB cannot read fails a later
+        `add_page` or `typed_database` with :class:`SnapshotLoadError` naming the page.
         """
         number = len(self._pages) + 1
         _check_json_array(body, f"page {number}")
@@ -130,34 +138,48 @@ class SnapshotStager:
         return len(self._repeats)
 
     def _type_pending(self) -> None:
+        """Queue the pages not yet typed for the typing thread; raise its first failure."""
+        self._raise_failed_batches()
         if not self._untyped:
             return
-        files = [str(p) for p in self._untyped]
+        pages = list(self._untyped)
+        repeats = self._repeats[self._repeats_typed :]
+        self._untyped.clear()
+        self._repeats_typed = len(self._repeats)
+        if self._typing is None:
+            self._typing = ThreadPoolExecutor(1, thread_name_prefix="snapshot-typing")
+        self._batches.append(self._typing.submit(self._type_batch, pages, repeats))
+
+    def _raise_failed_batches(self, *, wait: bool = False) -> None:
+        for batch in list(self._batches):
+            if wait or batch.done():
+                batch.result()  # raises the batch's SnapshotLoadError
+                self._batches.remove(batch)
+
+    def _type_batch(self, pages: list[Path], repeats: list[tuple[int, str]]) -> None:
         try:
             self._open_typed().execute(
                 raw_sql.TYPE_PAGES,
                 {
-                    "files": files,
+                    "files": [str(p) for p in pages],
                     "paths": raw_sql.FIELD_PATHS,
                     "known_keys": raw_sql.KNOWN_KEYS_AS_NULLS,
-                    "repeat_pages": [page for page, _ in self._repeats[self._repeats_typed :]],
-                    "repeat_ids": [oid for _, oid in self._repeats[self._repeats_typed :]],
+                    "repeat_pages": [page for page, _ in repeats],
+                    "repeat_ids": [oid for _, oid in repeats],
                 },
             )
         except duckdb.OutOfMemoryException as error:
             raise SnapshotLoadError(
-                f"DuckDB ran out of memory staging pages {self._untyped[0].name} to "
-                f"{self._untyped[-1].name}, so the partition was left as it was. "
+                f"DuckDB ran out of memory staging pages {pages[0].name} to "
+                f"{pages[-1].name}, so the partition was left as it was. "
                 f"DuckDB said: {error}"
             ) from error
         except duckdb.Error as error:
             raise SnapshotLoadError(
-                f"Could not read the staged pages {self._untyped[0].name} to "
-                f"{self._untyped[-1].name}, so the partition was left as it was. "
+                f"Could not read the staged pages {pages[0].name} to "
+                f"{pages[-1].name}, so the partition was left as it was. "
                 f"DuckDB said: {error}"
             ) from error
-        self._untyped.clear()
-        self._repeats_typed = len(self._repeats)
 
     def typed_database(self) -> Path:
         """Close the staging database and return its file, for the load to read.
@@ -165,6 +187,7 @@ class SnapshotStager:
         Staging more pages afterwards reopens it.
         """
         self._type_pending()
+        self._raise_failed_batches(wait=True)
         self.seal()
         return self.directory / _TYPED_DATABASE
 
