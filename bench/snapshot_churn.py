@@ -21,7 +21,7 @@ from objectives_pipeline.warehouse import Warehouse
 
 n = int(sys.argv[1])
 churn = int(sys.argv[2])
-conc = int(sys.argv[3]) if len(sys.argv) > 3 else 4
+conc = int(sys.argv[3]) if len(sys.argv) > 3 else ExtractOptions().concurrency
 with SandboxServer(objectives=n, companies=max(1, n // 100), seed=7) as s:
     before = set(s.store.ids())
     s.faults = Faults(churn_per_list_request=churn, seed=3)

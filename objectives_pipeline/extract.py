@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 
 from objectives_pipeline.planhat import ClientStats, PlanhatClient
+from objectives_pipeline.planhat.config import DEFAULT_PAGES_IN_FLIGHT
 from objectives_pipeline.planhat.snapshot import SnapshotStats
 from objectives_pipeline.warehouse import (
     SnapshotLoadResult,
@@ -38,7 +39,7 @@ class ExtractOptions:
     `health_range`: compute the quality figures in the load (`ExtractResult.load.quality`)."""
 
     page_size: int = 2000
-    concurrency: int = 4
+    concurrency: int = DEFAULT_PAGES_IN_FLIGHT
     expected_objectives: int | None = None
     health_range: tuple[float, float] | None = None
 

@@ -9,6 +9,7 @@ from objectives_pipeline.defs.partitions import daily_partitions
 from objectives_pipeline.defs.resources import PlanhatResource, WarehouseResource
 from objectives_pipeline.extract import ExtractOptions, ExtractResult, extract_snapshot
 from objectives_pipeline.planhat import PlanhatError
+from objectives_pipeline.planhat.config import DEFAULT_PAGES_IN_FLIGHT
 from objectives_pipeline.warehouse import (
     RAW_OBJECTIVES_TABLE,
     SnapshotQuality,
@@ -60,7 +61,10 @@ class ExtractConfig(dg.Config):
         description="Objectives per request (Planhat's maximum is 2000; pages overlap by one).",
     )
     concurrency: int = Field(
-        default=4, ge=1, le=16, description="Pages fetched at once, within the rate limit."
+        default=DEFAULT_PAGES_IN_FLIGHT,
+        ge=1,
+        le=16,
+        description="Pages fetched at once, within the rate limit.",
     )
     health_min: float = Field(default=0.0, description="Lowest expected health value.")
     health_max: float = Field(default=5.0, description="Highest expected health value.")

@@ -21,6 +21,7 @@ from ._http import Expect, Reply, Request, Sender
 from .bulk import BatchOutcome, BulkUpsertResult, batch_result, has_keyable
 from .config import (
     DEFAULT_BASE_URL,
+    DEFAULT_PAGES_IN_FLIGHT,
     MAX_BULK_BATCH,
     MAX_COMPANY_PAGE_SIZE,
     MAX_CONCURRENCY,
@@ -92,7 +93,7 @@ class PlanhatClient:
         retry: RetryPolicy | None = None,
         rate_limit_per_minute: int | None = 200,
         rate_limiter: RateLimiter | None = None,
-        max_in_flight: int = 4,
+        max_in_flight: int = DEFAULT_PAGES_IN_FLIGHT,
         max_query_length: int = query.MAX_QUERY_LENGTH,
         transport: httpx.BaseTransport | None = None,
         tenant_uuid: str | None = None,

@@ -14,6 +14,10 @@ MAX_PAGE_SIZE = 2000
 MAX_COMPANY_PAGE_SIZE = 5000
 MAX_BULK_BATCH = 5000
 MAX_CONCURRENCY = 50  # Planhat allows bursts of up to 50 parallel requests
+# Pages of a listing in flight at once. More were no faster at 100,000 objectives and 50 ms a
+# request (typing the pages is the bottleneck), and at most this many minus one requests go
+# past the end of a first snapshot, which has no size hint.
+DEFAULT_PAGES_IN_FLIGHT = 3
 
 
 class RetryPolicy(BaseModel):

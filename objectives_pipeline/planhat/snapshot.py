@@ -57,6 +57,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
+from .config import DEFAULT_PAGES_IN_FLIGHT
 from .errors import BadResponseError
 from .models import ObjectivePage
 
@@ -112,7 +113,7 @@ def snapshot_pages(
     fetch: FetchPage,
     *,
     limit: int,
-    in_flight: int = 4,
+    in_flight: int = DEFAULT_PAGES_IN_FLIGHT,
     stats: SnapshotStats | None = None,
     max_repair_requests: int = MAX_REPAIR_REQUESTS,
     expected: int | None = None,
