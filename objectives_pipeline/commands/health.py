@@ -131,7 +131,8 @@ def query_health(
 ) -> list[dict[str, Any]] | None:
     """Companies worst first; None when the health tables do not exist yet."""
     table = "company_objective_health_daily" if snapshot_date else "company_objective_health"
-    conditions, params = ["TRUE"], []
+    conditions: list[str] = ["TRUE"]
+    params: list[Any] = []
     if snapshot_date:
         conditions.append("snapshot_date = ?")
         params.append(snapshot_date)
