@@ -2,6 +2,7 @@
 alert webhook. They live outside `defs/`: `definitions.py` binds them to what `defs/` defines."""
 
 import logging
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -272,7 +273,7 @@ def alert_webhook_resource_from_env(settings: Settings | None = None) -> AlertWe
     return AlertWebhookResource(url=dg.EnvVar(ALERT_WEBHOOK_ENV_VAR) if url_set else None)
 
 
-def resources_from_env(environ: dict[str, str] | None = None) -> dict[str, Any]:
+def resources_from_env(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
     """Every resource the definitions need (planhat, warehouse, sql_models, alert_webhook),
     configured from the environment."""
     settings = read_env(environ)
