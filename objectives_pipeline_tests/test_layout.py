@@ -27,6 +27,8 @@ from objectives_pipeline.settings import (
 )
 from objectives_pipeline.warehouse import DEFAULT_VARIABLES, Warehouse
 
+from .dagster_helpers import BIN, GraphQL, free_port, loaded_location, process_group, wait_for
+
 REPO = Path(__file__).resolve().parents[1]
 TOKEN = "layout-test-token-0123456789"
 
@@ -173,3 +175,43 @@ def test_a_bad_sql_model_variable_names_the_variable(name: str) -> None:
 
     with pytest.raises(ConfigError, match=name):
         resources_from_env({name: "lots"})
+
+
+DAEMONS = "query { instance { daemonHealth { allDaemonStatuses { daemonType healthy } } } }"
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(240)
+def test_make_dev_s_dg_dev_serves_the_location_and_runs_the_daemon_without_warnings(
+    tmp_path: Path,
+) -> None:
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    shutil.copy(REPO / "dagster.yaml", home / "dagster.yaml")
+    env = {
+        k: v for k, v in os.environ.items() if not k.startswith(("PLANHAT_", "OBJECTIVES_"))
+    }
+    env |= {"DAGSTER_HOME": str(home), "OBJECTIVES_DUCKDB_PATH": str(tmp_path / "w.duckdb")}
+    port, log = free_port(), tmp_path / "dg_dev.log"
+
+    dg_dev = [str(BIN / "dg"), "dev", "--host", "127.0.0.1", "--port", str(port)]
+    with process_group(dg_dev, env, log, cwd=REPO):
+        gql = GraphQL(port)
+        entry = wait_for("the code location", lambda: loaded_location(gql), 150, log)
+        daemons = wait_for(
+            "a healthy scheduler daemon",
+            lambda: [
+                d
+                for d in gql(DAEMONS)["instance"]["daemonHealth"]["allDaemonStatuses"]
+                if d["daemonType"] == "SCHEDULER" and d["healthy"]
+            ],
+            90,
+            log,
+        )
+
+    assert entry["name"] == "objectives_pipeline"
+    (repo,) = entry["locationOrLoadError"]["repositories"]
+    assert {"objectives_elt", "push_objectives_to_planhat"} <= {j["name"] for j in repo["jobs"]}
+    assert daemons
+    output = log.read_text()
+    assert "superseded" not in output.lower() and "Use 'dg dev'" not in output, output[-3000:]
