@@ -18,6 +18,7 @@ from objectives_pipeline.settings import (
     DEFAULT_AT_RISK_THRESHOLD,
     DEFAULT_BASE_URL,
     DEFAULT_DATABASE_PATH,
+    DEFAULT_LOCK_TIMEOUT_SECONDS,
     DEFAULT_MAX_ATTEMPTS,
     DEFAULT_MEMORY_LIMIT,
     DEFAULT_RATE_LIMIT_PER_MINUTE,
@@ -177,7 +178,9 @@ class WarehouseResource(dg.ConfigurableResource):  # type: ignore[type-arg]
 
     path: str = Field(default=DEFAULT_DATABASE_PATH, description="OBJECTIVES_DUCKDB_PATH.")
     lock_timeout_seconds: float = Field(
-        default=120.0, gt=0, description="How long to wait for another process's DuckDB lock."
+        default=DEFAULT_LOCK_TIMEOUT_SECONDS,
+        gt=0,
+        description="How long to wait for another process's DuckDB lock.",
     )
     memory_limit: str = Field(
         default=DEFAULT_MEMORY_LIMIT,
@@ -275,7 +278,8 @@ def alert_webhook_resource_from_env(settings: Settings | None = None) -> AlertWe
 
 def resources_from_env(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
     """Every resource the definitions need (planhat, warehouse, sql_models, alert_webhook),
-    configured from the environment."""
+    configured from `environ` (default: ``os.environ``). The token and the webhook URL are
+    bound as `dg.EnvVar`: a run reads them from its own process environment."""
     settings = read_env(environ)
     return {
         "planhat": planhat_resource_from_env(settings),

@@ -31,6 +31,10 @@ DEFAULT_DATABASE_PATH = "data/objectives.duckdb"
 # Building the models over 1,000,000 objectives x 30 snapshots peaked at 3.1 GB of RSS with
 # DuckDB's default (80% of RAM) and ran faster capped, spilling to disk (bench/README.md).
 DEFAULT_MEMORY_LIMIT = "512MB"
+#: How long a pipeline run waits for another process's DuckDB lock.
+DEFAULT_LOCK_TIMEOUT_SECONDS = 120.0
+#: How long a command (or a `Warehouse` built in code) waits for it: someone is waiting.
+DEFAULT_COMMAND_LOCK_TIMEOUT_SECONDS = 30.0
 #: Dagster pool of every step that writes the DuckDB file (one writer at a time).
 DUCKDB_POOL = "duckdb_writer"
 

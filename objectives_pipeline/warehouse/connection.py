@@ -38,6 +38,7 @@ from pathlib import Path
 import duckdb
 
 from objectives_pipeline.settings import (
+    DEFAULT_COMMAND_LOCK_TIMEOUT_SECONDS,
     DEFAULT_DATABASE_PATH,
     DEFAULT_MEMORY_LIMIT,
     DUCKDB_PATH_ENV_VAR,
@@ -84,7 +85,7 @@ class Warehouse:
         self,
         path: str | Path,
         *,
-        lock_timeout: float = 30.0,
+        lock_timeout: float = DEFAULT_COMMAND_LOCK_TIMEOUT_SECONDS,
         memory_limit: str | None = DEFAULT_MEMORY_LIMIT,
         threads: int | None = None,
     ) -> None:
@@ -107,7 +108,7 @@ class Warehouse:
         cls,
         environ: Mapping[str, str] | None = None,
         *,
-        lock_timeout: float = 30.0,
+        lock_timeout: float = DEFAULT_COMMAND_LOCK_TIMEOUT_SECONDS,
         threads: int | None = None,
     ) -> Warehouse:
         """The warehouse at ``$OBJECTIVES_DUCKDB_PATH``, else ``data/objectives.duckdb``, with
