@@ -8,14 +8,15 @@ export UV_PROJECT_ENVIRONMENT := .venv
 export DAGSTER_HOME := $(CURDIR)/.dagster_home
 RUN := $(UV) run --frozen --no-sync
 
-.PHONY: help install test test-fast lint typecheck pytest pytest-fast wheel demo dev bench bench-smoke sandbox clean
+.PHONY: help install test test-fast lint typecheck check-defs pytest pytest-fast wheel demo dev bench bench-smoke sandbox clean
 
 help:
 	@echo "make demo   - run the whole pipeline end to end on the sandbox"
-	@echo "make test   - lint, type-check and run the whole test suite (what CI runs)"
+	@echo "make test   - lint, type-check, check the definitions, run the whole test suite (CI)"
 	@echo "make test-fast - the same without the slow tests (daemon, backfills, wheel install)"
 	@echo "make wheel  - build the installable wheel into dist/"
-	@echo "make dev    - Dagster UI on http://127.0.0.1:3000"
+	@echo "make dev    - Dagster UI and daemon on http://127.0.0.1:3000 (dg dev)"
+	@echo "make check-defs - load every definition as Dagster does (dg check defs)"
 	@echo "make bench  - benchmarks, results in bench/README.md"
 
 $(UV):
@@ -34,15 +35,18 @@ lint: install
 typecheck: install
 	$(RUN) mypy
 
+check-defs: install $(DAGSTER_HOME)/dagster.yaml
+	$(RUN) dg check defs
+
 pytest: install
 	$(RUN) pytest -q
 
 pytest-fast: install
 	$(RUN) pytest -q -m "not slow"
 
-test: lint typecheck pytest
+test: lint typecheck check-defs pytest
 
-test-fast: lint typecheck pytest-fast
+test-fast: lint typecheck check-defs pytest-fast
 
 wheel: install
 	$(UV) build --wheel --out-dir dist
@@ -55,7 +59,7 @@ demo: install $(DAGSTER_HOME)/dagster.yaml
 	$(RUN) objectives-pipeline demo
 
 dev: install $(DAGSTER_HOME)/dagster.yaml
-	$(RUN) dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
+	$(RUN) dg dev --host 127.0.0.1 --port 3000
 
 bench: install
 	$(RUN) python -m bench.run

@@ -20,7 +20,7 @@ from typing import Any
 import dagster as dg
 
 from objectives_pipeline.defs.extract_assets import planhat_objectives
-from objectives_pipeline.defs.resources import PlanhatResource, WarehouseResource
+from objectives_pipeline.resources import PlanhatResource, WarehouseResource
 
 from .common import SNAPSHOT_DATE, count_rows
 from .worker import TOKEN_ENV, Outcome, RunSpec, Stopwatch

@@ -25,7 +25,7 @@ from typing import Any
 import dagster as dg
 
 from objectives_pipeline.defs import extract_assets
-from objectives_pipeline.defs.resources import PlanhatResource, SqlModelsResource, WarehouseResource
+from objectives_pipeline.resources import PlanhatResource, SqlModelsResource, WarehouseResource
 from objectives_pipeline.sandbox.server import TOKEN_ENV
 
 

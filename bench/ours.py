@@ -44,7 +44,7 @@ def tenant_client_factory() -> Callable[[RunSpec], PlanhatClient]:
     Imports Dagster, so call it before timing starts, and only for runs that need it (the
     import adds to peak RSS).
     """
-    from objectives_pipeline.defs.resources import PlanhatResource
+    from objectives_pipeline.resources import PlanhatResource
 
     def build(spec: RunSpec) -> PlanhatClient:
         return PlanhatResource(api_token=spec.token, base_url=spec.base_url).get_client()

@@ -17,8 +17,8 @@ from typing import Any
 import dagster as dg
 
 from objectives_pipeline.definitions import build_defs
-from objectives_pipeline.defs.resources import PlanhatResource, SqlModelsResource, WarehouseResource
 from objectives_pipeline.planhat import PlanhatClient
+from objectives_pipeline.resources import PlanhatResource, SqlModelsResource, WarehouseResource
 from objectives_pipeline.sandbox import SandboxServer
 
 DAY = "2026-03-02"

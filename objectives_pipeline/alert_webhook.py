@@ -25,11 +25,10 @@ from tenacity import (
     wait_exponential,
 )
 
+from objectives_pipeline.settings import ALERT_WEBHOOK_ENV_VAR
 from objectives_pipeline.warehouse import HealthAlert
 
 __all__ = ["ALERT_WEBHOOK_ENV_VAR", "WebhookOutcome", "alert_text", "post_webhook", "webhook_host"]
-
-ALERT_WEBHOOK_ENV_VAR = "OBJECTIVES_ALERT_WEBHOOK_URL"
 
 
 @dataclass(frozen=True)

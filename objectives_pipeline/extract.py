@@ -21,8 +21,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 
 from objectives_pipeline.planhat import ClientStats, PlanhatClient
-from objectives_pipeline.planhat.config import DEFAULT_PAGES_IN_FLIGHT
 from objectives_pipeline.planhat.snapshot import SnapshotStats
+from objectives_pipeline.settings import DEFAULT_PAGE_SIZE, DEFAULT_PAGES_IN_FLIGHT
 from objectives_pipeline.warehouse import (
     SnapshotLoadResult,
     SnapshotStager,
@@ -38,7 +38,7 @@ class ExtractOptions:
     snapshot's size), so that pages in flight stop at the end; it never changes the result.
     `health_range`: compute the quality figures in the load (`ExtractResult.load.quality`)."""
 
-    page_size: int = 2000
+    page_size: int = DEFAULT_PAGE_SIZE
     concurrency: int = DEFAULT_PAGES_IN_FLIGHT
     expected_objectives: int | None = None
     health_range: tuple[float, float] | None = None

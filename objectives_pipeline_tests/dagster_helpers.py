@@ -19,7 +19,7 @@ import duckdb
 import httpx
 
 from objectives_pipeline.definitions import build_defs
-from objectives_pipeline.defs.resources import PlanhatResource, SqlModelsResource, WarehouseResource
+from objectives_pipeline.resources import PlanhatResource, SqlModelsResource, WarehouseResource
 from objectives_pipeline.sandbox import SandboxServer
 
 

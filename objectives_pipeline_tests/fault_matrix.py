@@ -14,7 +14,7 @@ from typing import Any
 import dagster as dg
 
 from objectives_pipeline.defs.extract_assets import planhat_objectives
-from objectives_pipeline.defs.resources import SqlModelsResource, WarehouseResource
+from objectives_pipeline.resources import SqlModelsResource, WarehouseResource
 from objectives_pipeline.sandbox import RequestRecord, SandboxServer
 
 from .dagster_helpers import planhat_for, query

@@ -11,13 +11,13 @@ import dagster as dg
 import pytest
 
 from objectives_pipeline.defs.extract_assets import planhat_objectives
-from objectives_pipeline.defs.resources import (
+from objectives_pipeline.defs.sql_assets import build_sql_model_assets
+from objectives_pipeline.resources import (
     PlanhatResource,
     SqlModelsResource,
     WarehouseResource,
     planhat_resource_from_env,
 )
-from objectives_pipeline.defs.sql_assets import build_sql_model_assets
 from objectives_pipeline.sandbox import Faults, SandboxServer, Tenant
 from objectives_pipeline.warehouse import ModelError
 

@@ -27,7 +27,7 @@ import os, sys, threading
 import dagster as dg
 import objectives_pipeline.extract as extract
 from objectives_pipeline.defs.extract_assets import planhat_objectives
-from objectives_pipeline.defs.resources import PlanhatResource, SqlModelsResource, WarehouseResource
+from objectives_pipeline.resources import PlanhatResource, SqlModelsResource, WarehouseResource
 from objectives_pipeline.warehouse import LoadStep, load_snapshot
 
 base_url, db, day = sys.argv[1:]

@@ -16,7 +16,7 @@ import pytest
 
 from objectives_pipeline.cli import build_parser
 from objectives_pipeline.definitions import build_defs
-from objectives_pipeline.defs.resources import (
+from objectives_pipeline.resources import (
     SqlModelsResource,
     WarehouseResource,
     planhat_resource_from_env,

@@ -17,14 +17,14 @@ from objectives_pipeline.alert_webhook import alert_text, post_webhook
 from objectives_pipeline.definitions import build_defs
 from objectives_pipeline.defs.extract_assets import planhat_objectives
 from objectives_pipeline.defs.health_alerts import no_health_alerts
-from objectives_pipeline.defs.resources import (
+from objectives_pipeline.defs.reverse_etl import crm_objectives
+from objectives_pipeline.defs.sql_assets import build_sql_model_assets
+from objectives_pipeline.planhat import PlanhatClient
+from objectives_pipeline.resources import (
     AlertWebhookResource,
     SqlModelsResource,
     WarehouseResource,
 )
-from objectives_pipeline.defs.reverse_etl import crm_objectives
-from objectives_pipeline.defs.sql_assets import build_sql_model_assets
-from objectives_pipeline.planhat import PlanhatClient
 from objectives_pipeline.warehouse import (
     SnapshotStager,
     Warehouse,

@@ -12,8 +12,8 @@ import httpx
 import pytest
 
 from objectives_pipeline.definitions import build_defs
-from objectives_pipeline.defs.resources import PlanhatResource, SqlModelsResource, WarehouseResource
 from objectives_pipeline.planhat import PlanhatClient
+from objectives_pipeline.resources import PlanhatResource, SqlModelsResource, WarehouseResource
 from objectives_pipeline.sandbox import Faults, SandboxServer
 from objectives_pipeline_tests.dagster_helpers import materialization_metadata, query, run_elt
 

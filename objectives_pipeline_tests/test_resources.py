@@ -8,8 +8,8 @@ import dagster as dg
 import pytest
 
 from objectives_pipeline.defs.extract_assets import planhat_objectives
-from objectives_pipeline.defs.resources import PlanhatResource, WarehouseResource
 from objectives_pipeline.planhat import ConfigError
+from objectives_pipeline.resources import PlanhatResource, WarehouseResource
 from objectives_pipeline.sandbox.embedded import stop_sandbox
 
 from .dagster_helpers import query

@@ -12,9 +12,9 @@ import duckdb
 import pytest
 
 from objectives_pipeline.defs.extract_assets import planhat_objectives
-from objectives_pipeline.defs.resources import PlanhatResource, SqlModelsResource, WarehouseResource
 from objectives_pipeline.defs.reverse_etl import crm_objectives, push_objectives_to_planhat
 from objectives_pipeline.defs.sql_assets import build_sql_model_assets
+from objectives_pipeline.resources import PlanhatResource, SqlModelsResource, WarehouseResource
 from objectives_pipeline.reverse_etl import generate_crm_objectives, write_crm_csv
 from objectives_pipeline.sandbox import SandboxServer
 

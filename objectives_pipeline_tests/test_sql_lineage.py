@@ -9,10 +9,10 @@ import dagster as dg
 import pytest
 
 from objectives_pipeline.defs.extract_assets import planhat_objectives
-from objectives_pipeline.defs.resources import SqlModelsResource, WarehouseResource
 from objectives_pipeline.defs.reverse_etl import crm_objectives
 from objectives_pipeline.defs.sql_assets import build_sql_model_assets
 from objectives_pipeline.package_files import sql_models_dir
+from objectives_pipeline.resources import SqlModelsResource, WarehouseResource
 from objectives_pipeline.warehouse import ModelError
 
 SOURCES = [planhat_objectives, crm_objectives]

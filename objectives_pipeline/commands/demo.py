@@ -19,6 +19,7 @@ from objectives_pipeline.commands.loop import (
 from objectives_pipeline.commands.push import JOB_NAME as PUSH_JOB
 from objectives_pipeline.commands.push import output_summary, refresh_push_source
 from objectives_pipeline.commands.runs import print_failure, run_job
+from objectives_pipeline.settings import read_env
 from objectives_pipeline.warehouse import Warehouse
 
 SHOWN_METADATA = (
@@ -44,7 +45,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    if os.environ.get("PLANHAT_API_TOKEN") or os.environ.get("PLANHAT_BASE_URL"):
+    settings = read_env()
+    if settings.api_token or settings.base_url:
         print(
             "PLANHAT_API_TOKEN or PLANHAT_BASE_URL is set: the demo only runs against the "
             "embedded sandbox. Unset them, or use `make dev` to run against your tenant.",

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from datetime import date
 from typing import Any, TextIO
 
+from objectives_pipeline.settings import DEFAULT_COMMAND_LOCK_TIMEOUT_SECONDS
 from objectives_pipeline.warehouse import Warehouse, WarehouseError, WarehouseNotFoundError
 
 COLUMNS = [
@@ -33,7 +34,7 @@ def add_warehouse_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--lock-timeout",
         type=float,
-        default=30.0,
+        default=DEFAULT_COMMAND_LOCK_TIMEOUT_SECONDS,
         help="seconds to wait while a run holds the database",
     )
 
@@ -131,7 +132,8 @@ def query_health(
 ) -> list[dict[str, Any]] | None:
     """Companies worst first; None when the health tables do not exist yet."""
     table = "company_objective_health_daily" if snapshot_date else "company_objective_health"
-    conditions, params = ["TRUE"], []
+    conditions: list[str] = ["TRUE"]
+    params: list[Any] = []
     if snapshot_date:
         conditions.append("snapshot_date = ?")
         params.append(snapshot_date)

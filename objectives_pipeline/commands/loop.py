@@ -8,7 +8,7 @@ import dagster as dg
 
 from objectives_pipeline.defs.health_score import ASSET as WRITEBACK_ASSET
 from objectives_pipeline.defs.health_score import JOB as WRITEBACK_JOB
-from objectives_pipeline.defs.resources import planhat_resource_from_env
+from objectives_pipeline.resources import planhat_resource_from_env
 from objectives_pipeline.reverse_etl.health_writeback import DEFAULT_FIELD
 from objectives_pipeline.warehouse import Warehouse
 

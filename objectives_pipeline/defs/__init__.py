@@ -1,1 +1,1 @@
-"""Dagster wiring: resources, assets, checks, jobs, schedules and sensors."""
+"""Assets, checks, jobs, schedules and sensors: `dg.load_from_defs_folder` loads every module."""

@@ -1,22 +1,22 @@
 """The extract-load asset `planhat_objectives` and its data-quality checks."""
 
 from datetime import UTC, date
+from typing import Any
 
 import dagster as dg
 from pydantic import Field
 
 from objectives_pipeline.defs.partitions import daily_partitions
-from objectives_pipeline.defs.resources import PlanhatResource, WarehouseResource
 from objectives_pipeline.extract import ExtractOptions, ExtractResult, extract_snapshot
-from objectives_pipeline.planhat import PlanhatError
-from objectives_pipeline.planhat.config import DEFAULT_PAGES_IN_FLIGHT
+from objectives_pipeline.planhat import MAX_PAGE_SIZE, PlanhatError
+from objectives_pipeline.resources import PlanhatResource, WarehouseResource
+from objectives_pipeline.settings import DEFAULT_PAGE_SIZE, DEFAULT_PAGES_IN_FLIGHT, DUCKDB_POOL
 from objectives_pipeline.warehouse import (
     RAW_OBJECTIVES_TABLE,
     SnapshotQuality,
     WarehouseError,
 )
 
-DUCKDB_POOL = "duckdb_writer"
 #: Definition metadata naming the DuckDB table an asset produces; SQL models find their
 #: upstream assets through it.
 TABLE_NAME = "dagster/table_name"
@@ -55,9 +55,9 @@ class ExtractConfig(dg.Config):
     """Run configuration of `planhat_objectives`."""
 
     page_size: int = Field(
-        default=2000,
+        default=DEFAULT_PAGE_SIZE,
         ge=2,
-        le=2000,
+        le=MAX_PAGE_SIZE,
         description="Objectives per request (Planhat's maximum is 2000; pages overlap by one).",
     )
     concurrency: int = Field(
@@ -99,7 +99,7 @@ def planhat_objectives(
     config: ExtractConfig,
     planhat: PlanhatResource,
     warehouse: WarehouseResource,
-) -> dg.MaterializeResult:
+) -> dg.MaterializeResult:  # type: ignore[type-arg]  # with check specs Dagster rejects MaterializeResult[None]
     snapshot_date = date.fromisoformat(context.partition_key)
     wh = warehouse.get_warehouse()
     context.log.info(f"Extracting objectives from {planhat.describe_target()} for {snapshot_date}")
@@ -127,7 +127,7 @@ def planhat_objectives(
 
 def _metadata(
     result: ExtractResult, planhat: PlanhatResource, preview: list[dict[str, object]]
-) -> dict[str, object]:
+) -> dict[str, Any]:
     stats = result.client_stats
     return {
         "rows": result.load.rows,

@@ -12,7 +12,7 @@ import dagster as dg
 
 from objectives_pipeline.alert_webhook import alert_text, post_webhook
 from objectives_pipeline.defs.extract_assets import _markdown_table
-from objectives_pipeline.defs.resources import AlertWebhookResource, WarehouseResource
+from objectives_pipeline.resources import AlertWebhookResource, WarehouseResource
 from objectives_pipeline.warehouse import HealthAlert, read_health_alerts
 
 CHECK_NAME = "no_health_alerts"

@@ -12,9 +12,8 @@ from datetime import date
 import dagster as dg
 from pydantic import Field
 
-from objectives_pipeline.defs.extract_assets import DUCKDB_POOL
 from objectives_pipeline.defs.partitions import daily_partitions
-from objectives_pipeline.defs.resources import PlanhatResource, WarehouseResource
+from objectives_pipeline.resources import PlanhatResource, WarehouseResource
 from objectives_pipeline.reverse_etl import PushPolicy, SourceError
 from objectives_pipeline.reverse_etl.health_writeback import (
     DEFAULT_DIMENSION,
@@ -22,6 +21,7 @@ from objectives_pipeline.reverse_etl.health_writeback import (
     WritebackOptions,
     write_health_back,
 )
+from objectives_pipeline.settings import DUCKDB_POOL
 
 GROUP = "health_score"
 ASSET = "planhat_company_health"
@@ -145,6 +145,3 @@ health_score_writeback = dg.define_asset_job(
         "(custom field and custom metric). Run after objectives_elt for the same date."
     ),
 )
-
-HEALTH_SCORE_ASSETS = [planhat_company_health]
-HEALTH_SCORE_JOBS = [health_score_writeback]

@@ -1,15 +1,11 @@
 """The ELT job and its daily schedule."""
 
-import os
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
 import dagster as dg
 
-from objectives_pipeline.defs.partitions import TIMEZONE
-
-#: When the daily snapshot runs, as cron in OBJECTIVES_TIMEZONE (OBJECTIVES_SCHEDULE_CRON).
-SCHEDULE_CRON = os.environ.get("OBJECTIVES_SCHEDULE_CRON", "0 6 * * *")
+from objectives_pipeline.defs.partitions import SCHEDULE_CRON, TIMEZONE
 
 # The ELT only reads Planhat: writing back (reverse_etl, health_score) has jobs of its own.
 ELT_SELECTION = dg.AssetSelection.assets(

@@ -13,8 +13,8 @@ from typing import Any
 import dagster as dg
 from pydantic import Field
 
-from objectives_pipeline.defs.extract_assets import DUCKDB_POOL, TABLE_NAME
-from objectives_pipeline.defs.resources import PlanhatResource, WarehouseResource
+from objectives_pipeline.defs.extract_assets import TABLE_NAME
+from objectives_pipeline.resources import PlanhatResource, WarehouseResource
 from objectives_pipeline.reverse_etl import (
     CRM_COLUMNS,
     MAX_BATCH_SIZE,
@@ -27,6 +27,7 @@ from objectives_pipeline.reverse_etl import (
     write_crm_csv,
 )
 from objectives_pipeline.reverse_etl.crm import sandbox_companies
+from objectives_pipeline.settings import DEFAULT_BATCH_SIZE, DUCKDB_POOL
 
 GROUP = "reverse_etl"
 CRM_TABLE = "crm.objectives"
@@ -124,7 +125,7 @@ class PushConfig(dg.Config):
         ),
     )
     batch_size: int = Field(
-        default=MAX_BATCH_SIZE, ge=1, le=MAX_BATCH_SIZE, description="Items per bulk request."
+        default=DEFAULT_BATCH_SIZE, ge=1, le=MAX_BATCH_SIZE, description="Items per bulk request."
     )
     dry_run: bool = Field(default=False, description="Do everything except the PUT requests.")
     full_push: bool = Field(
@@ -237,7 +238,3 @@ def push_after_objectives_to_push(
 ) -> dg.RunRequest:
     return dg.RunRequest(run_key=f"{asset_event.run_id}:{asset_event.timestamp}")
 
-
-REVERSE_ETL_ASSETS = [crm_objectives]
-REVERSE_ETL_JOBS = [push_objectives_to_planhat]
-REVERSE_ETL_SENSORS = [push_after_objectives_to_push]

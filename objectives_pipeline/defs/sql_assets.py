@@ -6,12 +6,20 @@ from pathlib import Path
 
 import dagster as dg
 
-from objectives_pipeline.defs.extract_assets import DUCKDB_POOL, TABLE_NAME
+from objectives_pipeline.defs.extract_assets import TABLE_NAME, planhat_objectives
 from objectives_pipeline.defs.model_metadata import MODEL_METADATA, MetadataHook
-from objectives_pipeline.defs.resources import SqlModelsResource, WarehouseResource
+from objectives_pipeline.defs.reverse_etl import crm_objectives
+from objectives_pipeline.resources import SqlModelsResource, WarehouseResource
+from objectives_pipeline.settings import DUCKDB_POOL
 from objectives_pipeline.warehouse import ModelError, SqlModel, build_model, discover_models
 
 MODEL_SCHEMA = "main"
+
+
+@dg.definitions
+def sql_models() -> dg.Definitions:
+    """The assets of the shipped SQL models, fed by the extract and the CRM export."""
+    return dg.Definitions(assets=build_sql_model_assets([planhat_objectives, crm_objectives]))
 
 
 def build_sql_model_assets(
@@ -59,7 +67,7 @@ def _source_deps(model: SqlModel, producers: Mapping[str, dg.AssetKey]) -> list[
                 f"{model.path} reads table {table}, which no asset produces. Add a model file "
                 f"{name}.sql to build it, fix the table name in the SQL, or load the table with "
                 f"an asset whose definition metadata declares {TABLE_NAME}={table!r} and pass "
-                f"that asset to build_sql_model_assets (objectives_pipeline/definitions.py).",
+                f"that asset to build_sql_model_assets (objectives_pipeline/defs/sql_assets.py).",
                 path=model.path,
             )
         deps.append(key)
@@ -91,7 +99,7 @@ def _model_asset(
         context: dg.AssetExecutionContext,
         warehouse: WarehouseResource,
         sql_models: SqlModelsResource,
-    ) -> dg.MaterializeResult:
+    ) -> dg.MaterializeResult[None]:
         target = warehouse.get_warehouse()
         variables = sql_models.variables()
         result = build_model(target, model, variables)

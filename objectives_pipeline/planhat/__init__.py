@@ -10,10 +10,11 @@ with PlanhatClient.from_env() as client:          # PLANHAT_API_TOKEN, PLANHAT_B
 ```
 """
 
+from objectives_pipeline.settings import DEFAULT_ANALYTICS_URL, DEFAULT_BASE_URL
+
 from .bulk import BatchOutcome, BulkItemError, BulkUpsertResult
 from .client import PlanhatClient
 from .config import (
-    DEFAULT_BASE_URL,
     MAX_BULK_BATCH,
     MAX_COMPANY_PAGE_SIZE,
     MAX_PAGE_SIZE,
@@ -35,7 +36,7 @@ from .errors import (
     RateLimitedError,
     ServerError,
 )
-from .metrics import DEFAULT_ANALYTICS_URL, MetricError, MetricItem, MetricsResult
+from .metrics import MetricError, MetricItem, MetricsResult
 from .models import Company, DeleteResult, Objective, ObjectiveIn, ObjectivePage
 from .ratelimit import RateLimiter
 from .refs import CompanyRef, ObjectiveRef

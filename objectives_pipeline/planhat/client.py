@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import os
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from types import TracebackType
@@ -16,12 +15,20 @@ from pydantic import SecretStr
 from pydantic import ValidationError as PydanticValidationError
 from pydantic_core import PydanticSerializationError, to_json
 
+from objectives_pipeline.settings import (
+    DEFAULT_ANALYTICS_URL,
+    DEFAULT_BASE_URL,
+    DEFAULT_BATCH_SIZE,
+    DEFAULT_PAGES_IN_FLIGHT,
+    DEFAULT_RATE_LIMIT_PER_MINUTE,
+    DEFAULT_TIMEOUT_SECONDS,
+    read_env,
+)
+
 from . import query
 from ._http import Expect, Reply, Request, Sender
 from .bulk import BatchOutcome, BulkUpsertResult, batch_result, has_keyable
 from .config import (
-    DEFAULT_BASE_URL,
-    DEFAULT_PAGES_IN_FLIGHT,
     MAX_BULK_BATCH,
     MAX_COMPANY_PAGE_SIZE,
     MAX_CONCURRENCY,
@@ -38,7 +45,6 @@ from .errors import (
     InvalidObjectiveError,
 )
 from .metrics import (
-    DEFAULT_ANALYTICS_URL,
     MAX_METRIC_BATCH,
     MetricItem,
     MetricsResult,
@@ -89,9 +95,9 @@ class PlanhatClient:
         base_url: str = DEFAULT_BASE_URL,
         token: str | SecretStr | None = None,
         *,
-        timeout: float | httpx.Timeout = 30.0,
+        timeout: float | httpx.Timeout = DEFAULT_TIMEOUT_SECONDS,
         retry: RetryPolicy | None = None,
-        rate_limit_per_minute: int | None = 200,
+        rate_limit_per_minute: int | None = DEFAULT_RATE_LIMIT_PER_MINUTE,
         rate_limiter: RateLimiter | None = None,
         max_in_flight: int = DEFAULT_PAGES_IN_FLIGHT,
         max_query_length: int = query.MAX_QUERY_LENGTH,
@@ -150,13 +156,11 @@ class PlanhatClient:
         ``PLANHAT_API_TOKEN``; metrics go to ``PLANHAT_ANALYTICS_URL`` (default
         https://analytics.planhat.com) for ``PLANHAT_TENANT_UUID``. `options` go to
         the constructor."""
-        env = os.environ if environ is None else environ
-        base_url = env.get("PLANHAT_BASE_URL", "").strip() or DEFAULT_BASE_URL
-        options.setdefault("tenant_uuid", env.get("PLANHAT_TENANT_UUID"))
-        analytics = env.get("PLANHAT_ANALYTICS_URL", "").strip()
-        if analytics:
-            options.setdefault("analytics_url", analytics)
-        return cls(base_url, env.get("PLANHAT_API_TOKEN"), **options)
+        settings = read_env(environ)
+        options.setdefault("tenant_uuid", settings.tenant_uuid)
+        if settings.analytics_url:
+            options.setdefault("analytics_url", settings.analytics_url)
+        return cls(settings.base_url or DEFAULT_BASE_URL, settings.api_token, **options)
 
     @property
     def base_url(self) -> str:
@@ -277,7 +281,7 @@ class PlanhatClient:
         self,
         companies: Iterable[Mapping[str, Any]],
         *,
-        batch_size: int = MAX_BULK_BATCH,
+        batch_size: int = DEFAULT_BATCH_SIZE,
         on_batch: Callable[[BulkUpsertResult], None] | None = None,
     ) -> BulkUpsertResult:
         """Upsert companies with ``PUT /companies``, as `bulk_upsert` does objectives.
@@ -512,7 +516,7 @@ class PlanhatClient:
         self,
         objects: Iterable[BulkItem],
         *,
-        batch_size: int = MAX_BULK_BATCH,
+        batch_size: int = DEFAULT_BATCH_SIZE,
         on_batch: Callable[[BulkUpsertResult], None] | None = None,
     ) -> BulkUpsertResult:
         """Upsert any number of objectives in batches of at most `batch_size` (≤ 5,000).

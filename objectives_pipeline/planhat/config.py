@@ -7,17 +7,14 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
+from objectives_pipeline.settings import DEFAULT_BASE_URL, DEFAULT_MAX_ATTEMPTS
+
 from .errors import ConfigError
 
-DEFAULT_BASE_URL = "https://api.planhat.com"
 MAX_PAGE_SIZE = 2000
 MAX_COMPANY_PAGE_SIZE = 5000
 MAX_BULK_BATCH = 5000
 MAX_CONCURRENCY = 50  # Planhat allows bursts of up to 50 parallel requests
-# Pages of a listing in flight at once. More were no faster at 100,000 objectives and 50 ms a
-# request (typing the pages is the bottleneck), and at most this many minus one requests go
-# past the end of a first snapshot, which has no size hint.
-DEFAULT_PAGES_IN_FLIGHT = 3
 
 
 class RetryPolicy(BaseModel):
@@ -37,7 +34,7 @@ class RetryPolicy(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    max_attempts: int = Field(default=5, ge=1, le=50)
+    max_attempts: int = Field(default=DEFAULT_MAX_ATTEMPTS, ge=1, le=50)
     initial_backoff: float = Field(default=0.5, ge=0)
     max_backoff: float = Field(default=30.0, ge=0)
     jitter: float = Field(default=0.5, ge=0)

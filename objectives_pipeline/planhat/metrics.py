@@ -16,7 +16,6 @@ from pydantic_core import to_json
 from .errors import ConfigError, InvalidItemError
 from .models import IdString
 
-DEFAULT_ANALYTICS_URL = "https://analytics.planhat.com"
 MAX_METRIC_BATCH = 5000
 MAX_BODY_BYTES = 32 * 1024 * 1024
 _DIMENSION_ID = re.compile(r"[A-Za-z0-9_]+")

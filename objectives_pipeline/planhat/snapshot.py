@@ -57,7 +57,8 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
-from .config import DEFAULT_PAGES_IN_FLIGHT
+from objectives_pipeline.settings import DEFAULT_PAGES_IN_FLIGHT
+
 from .errors import BadResponseError
 from .models import ObjectivePage
 

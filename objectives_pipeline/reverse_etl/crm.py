@@ -15,8 +15,6 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
-from objectives_pipeline.sandbox.data import generate_tenant
-
 CRM_COLUMNS = (
     "crm_objective_id",
     "objective_name",
@@ -81,6 +79,8 @@ def generate_crm_objectives(
 
 def sandbox_companies(companies: int, seed: int) -> list[dict[str, Any]]:
     """The companies of the sandbox tenant seeded with `seed` and `companies` companies."""
+    from objectives_pipeline.sandbox.data import generate_tenant  # demo data only
+
     return generate_tenant(0, companies, seed).companies
 
 

@@ -7,6 +7,7 @@ from datetime import date
 from typing import Any
 
 from objectives_pipeline.planhat.metrics import check_dimension_id
+from objectives_pipeline.settings import DEFAULT_BATCH_SIZE
 
 from . import audit
 from .push import MAX_BATCH_SIZE
@@ -26,7 +27,7 @@ class WritebackOptions:
     push_metric: bool = True
     dimension_id: str = DEFAULT_DIMENSION
     full_write: bool = False
-    batch_size: int = MAX_BATCH_SIZE
+    batch_size: int = DEFAULT_BATCH_SIZE
     policy: PushPolicy = field(default_factory=PushPolicy)
 
     def __post_init__(self) -> None:

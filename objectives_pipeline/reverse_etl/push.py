@@ -26,11 +26,13 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
 from objectives_pipeline.planhat import (
+    MAX_BULK_BATCH,
     AuthError,
     BadRequestError,
     PlanhatClient,
     PlanhatError,
 )
+from objectives_pipeline.settings import DEFAULT_BATCH_SIZE
 
 from . import audit
 from .audit import Rejection, RowOutcome
@@ -43,13 +45,14 @@ from .validation import PushRow, validate_row
 if TYPE_CHECKING:
     from objectives_pipeline.warehouse import Warehouse
 
-MAX_BATCH_SIZE = 5000
 
 
 class PushLog(Protocol):
     def info(self, msg: str) -> None: ...
 
     def warning(self, msg: str) -> None: ...
+#: Planhat's largest bulk request.
+MAX_BATCH_SIZE = MAX_BULK_BATCH
 
 
 @dataclass(frozen=True)
@@ -57,7 +60,7 @@ class PushOptions:
     """What to push and how. `source` is a table or view name (validated, then quoted)."""
 
     source: str = "objectives_to_push"
-    batch_size: int = MAX_BATCH_SIZE
+    batch_size: int = DEFAULT_BATCH_SIZE
     dry_run: bool = False
     full_push: bool = False
     allow_create_without_key: bool = False

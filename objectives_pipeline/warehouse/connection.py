@@ -37,6 +37,15 @@ from pathlib import Path
 
 import duckdb
 
+from objectives_pipeline.settings import (
+    DEFAULT_COMMAND_LOCK_TIMEOUT_SECONDS,
+    DEFAULT_DATABASE_PATH,
+    DEFAULT_MEMORY_LIMIT,
+    DUCKDB_PATH_ENV_VAR,
+    MEMORY_LIMIT_ENV_VAR,
+    read_env,
+)
+
 from .errors import WarehouseError, WarehouseLockedError, WarehouseNotFoundError
 
 __all__ = [
@@ -47,12 +56,6 @@ __all__ = [
     "Warehouse",
 ]
 
-DUCKDB_PATH_ENV_VAR = "OBJECTIVES_DUCKDB_PATH"
-DEFAULT_DATABASE_PATH = "data/objectives.duckdb"
-MEMORY_LIMIT_ENV_VAR = "OBJECTIVES_DUCKDB_MEMORY_LIMIT"
-# Building the models over 1,000,000 objectives x 30 snapshots peaked at 3.1 GB of RSS with
-# DuckDB's default (80% of RAM) and ran faster capped, spilling to disk (bench/README.md).
-DEFAULT_MEMORY_LIMIT = "512MB"
 
 _REMOTE_PREFIXES = ("md:", "motherduck:")
 _LOCK_MESSAGE = "Could not set lock on file"
@@ -82,7 +85,7 @@ class Warehouse:
         self,
         path: str | Path,
         *,
-        lock_timeout: float = 30.0,
+        lock_timeout: float = DEFAULT_COMMAND_LOCK_TIMEOUT_SECONDS,
         memory_limit: str | None = DEFAULT_MEMORY_LIMIT,
         threads: int | None = None,
     ) -> None:
@@ -105,15 +108,18 @@ class Warehouse:
         cls,
         environ: Mapping[str, str] | None = None,
         *,
-        lock_timeout: float = 30.0,
+        lock_timeout: float = DEFAULT_COMMAND_LOCK_TIMEOUT_SECONDS,
         threads: int | None = None,
     ) -> Warehouse:
         """The warehouse at ``$OBJECTIVES_DUCKDB_PATH``, else ``data/objectives.duckdb``, with
         ``$OBJECTIVES_DUCKDB_MEMORY_LIMIT`` (default :data:`DEFAULT_MEMORY_LIMIT`)."""
-        env = os.environ if environ is None else environ
-        path = env.get(DUCKDB_PATH_ENV_VAR) or DEFAULT_DATABASE_PATH
-        memory_limit = env.get(MEMORY_LIMIT_ENV_VAR) or DEFAULT_MEMORY_LIMIT
-        return cls(path, lock_timeout=lock_timeout, memory_limit=memory_limit, threads=threads)
+        settings = read_env(environ)
+        return cls(
+            settings.duckdb_path,
+            lock_timeout=lock_timeout,
+            memory_limit=settings.memory_limit,
+            threads=threads,
+        )
 
     @property
     def database(self) -> str:

@@ -43,6 +43,11 @@ from pathlib import Path
 import duckdb
 
 from objectives_pipeline.package_files import sql_models_dir
+from objectives_pipeline.settings import (
+    DEFAULT_ALERT_DROP,
+    DEFAULT_ALERT_WINDOW_DAYS,
+    DEFAULT_AT_RISK_THRESHOLD,
+)
 
 from .connection import Warehouse
 from .errors import ModelError
@@ -58,9 +63,9 @@ __all__ = [
 ]
 
 DEFAULT_VARIABLES: Mapping[str, object] = {
-    "at_risk_threshold": 2.0,
-    "alert_drop": 1.0,
-    "alert_window_days": 7,
+    "at_risk_threshold": DEFAULT_AT_RISK_THRESHOLD,
+    "alert_drop": DEFAULT_ALERT_DROP,
+    "alert_window_days": DEFAULT_ALERT_WINDOW_DAYS,
 }
 """Values for the ``getvariable`` names the shipped models use, unless given."""
 

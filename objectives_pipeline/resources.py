@@ -1,32 +1,35 @@
-"""Dagster resources: the Planhat client, the DuckDB warehouse and SQL-model settings."""
+"""Dagster resources: the Planhat client, the DuckDB warehouse, SQL-model settings and the
+alert webhook. They live outside `defs/`: `definitions.py` binds them to what `defs/` defines."""
 
 import logging
-import os
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import dagster as dg
 from pydantic import Field, ValidationError
 
-from objectives_pipeline.alert_webhook import ALERT_WEBHOOK_ENV_VAR
-from objectives_pipeline.planhat import (
+from objectives_pipeline.planhat import ConfigError, PlanhatClient, RateLimiter, RetryPolicy
+from objectives_pipeline.settings import (
+    ALERT_WEBHOOK_ENV_VAR,
+    DEFAULT_ALERT_DROP,
+    DEFAULT_ALERT_WINDOW_DAYS,
     DEFAULT_ANALYTICS_URL,
-    ConfigError,
-    PlanhatClient,
-    RateLimiter,
-    RetryPolicy,
-)
-from objectives_pipeline.sandbox.app import SANDBOX_TENANT_UUID
-from objectives_pipeline.sandbox.embedded import ensure_sandbox
-from objectives_pipeline.warehouse import (
+    DEFAULT_AT_RISK_THRESHOLD,
+    DEFAULT_BASE_URL,
     DEFAULT_DATABASE_PATH,
+    DEFAULT_LOCK_TIMEOUT_SECONDS,
+    DEFAULT_MAX_ATTEMPTS,
     DEFAULT_MEMORY_LIMIT,
-    DUCKDB_PATH_ENV_VAR,
-    MEMORY_LIMIT_ENV_VAR,
-    Warehouse,
+    DEFAULT_RATE_LIMIT_PER_MINUTE,
+    DEFAULT_SANDBOX_DIR,
+    DEFAULT_TIMEOUT_SECONDS,
+    SQL_MODEL_ENV_VARS,
+    TOKEN_ENV_VAR,
+    Settings,
+    read_env,
 )
-
-DEFAULT_BASE_URL = "https://api.planhat.com"
-DEFAULT_SANDBOX_DIR = "data/sandbox"
+from objectives_pipeline.warehouse import Warehouse
 
 
 class PlanhatResource(dg.ConfigurableResource):  # type: ignore[type-arg]
@@ -45,12 +48,17 @@ class PlanhatResource(dg.ConfigurableResource):  # type: ignore[type-arg]
         default=None,
         description=f"Planhat API base URL (PLANHAT_BASE_URL); {DEFAULT_BASE_URL} when unset.",
     )
-    timeout_seconds: float = Field(default=60.0, gt=0, description="Per-request timeout.")
+    timeout_seconds: float = Field(
+        default=DEFAULT_TIMEOUT_SECONDS, gt=0, description="Per-request timeout."
+    )
     max_attempts: int = Field(
-        default=6, ge=1, le=20, description="Attempts per request, retries included."
+        default=DEFAULT_MAX_ATTEMPTS,
+        ge=1,
+        le=20,
+        description="Attempts per request, retries included.",
     )
     rate_limit_per_minute: int = Field(
-        default=200, ge=1, description="Client-side request rate limit."
+        default=DEFAULT_RATE_LIMIT_PER_MINUTE, ge=1, description="Client-side request rate limit."
     )
     rate_limit_window_seconds: float = Field(
         default=60.0,
@@ -139,6 +147,10 @@ class PlanhatResource(dg.ConfigurableResource):  # type: ignore[type-arg]
                 "Set PLANHAT_API_TOKEN to a Planhat private-app token, or unset PLANHAT_BASE_URL "
                 "to run against the embedded sandbox."
             )
+        # Only here: a deployment with a token never imports the sandbox or its web stack.
+        from objectives_pipeline.sandbox.app import SANDBOX_TENANT_UUID
+        from objectives_pipeline.sandbox.embedded import ensure_sandbox
+
         endpoint = ensure_sandbox(
             Path(self.sandbox_dir),
             objectives=self.sandbox_objectives,
@@ -166,7 +178,9 @@ class WarehouseResource(dg.ConfigurableResource):  # type: ignore[type-arg]
 
     path: str = Field(default=DEFAULT_DATABASE_PATH, description="OBJECTIVES_DUCKDB_PATH.")
     lock_timeout_seconds: float = Field(
-        default=120.0, gt=0, description="How long to wait for another process's DuckDB lock."
+        default=DEFAULT_LOCK_TIMEOUT_SECONDS,
+        gt=0,
+        description="How long to wait for another process's DuckDB lock.",
     )
     memory_limit: str = Field(
         default=DEFAULT_MEMORY_LIMIT,
@@ -183,16 +197,16 @@ class SqlModelsResource(dg.ConfigurableResource):  # type: ignore[type-arg]
     """Variables the SQL models read with getvariable(); always bound, never formatted into SQL."""
 
     at_risk_threshold: float = Field(
-        default=2.0,
+        default=DEFAULT_AT_RISK_THRESHOLD,
         description="Objectives (and companies, for alerts) with health at or below this are at risk.",
     )
     alert_drop: float = Field(
-        default=1.0,
+        default=DEFAULT_ALERT_DROP,
         gt=0,
         description="company_health_alerts: a fall of the company average by at least this alerts.",
     )
     alert_window_days: int = Field(
-        default=7,
+        default=DEFAULT_ALERT_WINDOW_DAYS,
         ge=1,
         description="company_health_alerts: compare with the snapshot this many days earlier.",
     )
@@ -205,38 +219,25 @@ class SqlModelsResource(dg.ConfigurableResource):  # type: ignore[type-arg]
         }
 
 
-def planhat_resource_from_env() -> PlanhatResource:
-    token_set = bool(os.environ.get("PLANHAT_API_TOKEN"))
+def planhat_resource_from_env(settings: Settings | None = None) -> PlanhatResource:
+    """The token is bound through `dg.EnvVar`, so it never appears in run configuration."""
+    settings = settings or read_env()
     return PlanhatResource(
-        api_token=dg.EnvVar("PLANHAT_API_TOKEN") if token_set else None,  # type: ignore[arg-type]
-        base_url=os.environ.get("PLANHAT_BASE_URL", "").strip() or None,
-        tenant_uuid=os.environ.get("PLANHAT_TENANT_UUID", "").strip() or None,
-        analytics_url=os.environ.get("PLANHAT_ANALYTICS_URL", "").strip() or None,
+        api_token=None if settings.uses_sandbox else dg.EnvVar(TOKEN_ENV_VAR),
+        base_url=settings.base_url,
+        tenant_uuid=settings.tenant_uuid,
+        analytics_url=settings.analytics_url,
     )
 
 
-def warehouse_resource_from_env() -> WarehouseResource:
-    return WarehouseResource(
-        path=os.environ.get(DUCKDB_PATH_ENV_VAR) or DEFAULT_DATABASE_PATH,
-        memory_limit=os.environ.get(MEMORY_LIMIT_ENV_VAR) or DEFAULT_MEMORY_LIMIT,
-    )
+def warehouse_resource_from_env(settings: Settings | None = None) -> WarehouseResource:
+    settings = settings or read_env()
+    return WarehouseResource(path=settings.duckdb_path, memory_limit=settings.memory_limit)
 
 
-#: SqlModelsResource fields settable from the environment, by variable name.
-SQL_MODEL_ENV_VARS = {
-    "OBJECTIVES_AT_RISK_THRESHOLD": "at_risk_threshold",
-    "OBJECTIVES_ALERT_DROP": "alert_drop",
-    "OBJECTIVES_ALERT_WINDOW_DAYS": "alert_window_days",
-}
-
-
-def sql_models_resource_from_env() -> SqlModelsResource:
+def sql_models_resource_from_env(settings: Settings | None = None) -> SqlModelsResource:
     """SqlModelsResource with the OBJECTIVES_* overrides that are set; a bad value is a ConfigError."""
-    values = {
-        field: raw.strip()
-        for name, field in SQL_MODEL_ENV_VARS.items()
-        if (raw := os.environ.get(name, "")).strip()
-    }
+    values = dict((settings or read_env()).sql_variables)
     try:
         return SqlModelsResource(**values)  # type: ignore[arg-type]
     except ValidationError as error:
@@ -269,8 +270,20 @@ class AlertWebhookResource(dg.ConfigurableResource):  # type: ignore[type-arg]
     )
 
 
-def alert_webhook_resource_from_env() -> AlertWebhookResource:
-    url_set = bool(os.environ.get(ALERT_WEBHOOK_ENV_VAR, "").strip())
-    return AlertWebhookResource(
-        url=dg.EnvVar(ALERT_WEBHOOK_ENV_VAR) if url_set else None,  # type: ignore[arg-type]
-    )
+def alert_webhook_resource_from_env(settings: Settings | None = None) -> AlertWebhookResource:
+    """The URL is bound through `dg.EnvVar`, so it never appears in run configuration."""
+    url_set = (settings or read_env()).alert_webhook_url is not None
+    return AlertWebhookResource(url=dg.EnvVar(ALERT_WEBHOOK_ENV_VAR) if url_set else None)
+
+
+def resources_from_env(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """Every resource the definitions need (planhat, warehouse, sql_models, alert_webhook),
+    configured from `environ` (default: ``os.environ``). The token and the webhook URL are
+    bound as `dg.EnvVar`: a run reads them from its own process environment."""
+    settings = read_env(environ)
+    return {
+        "planhat": planhat_resource_from_env(settings),
+        "warehouse": warehouse_resource_from_env(settings),
+        "sql_models": sql_models_resource_from_env(settings),
+        "alert_webhook": alert_webhook_resource_from_env(settings),
+    }
