@@ -10,9 +10,8 @@ from objectives_pipeline.defs.health_score import ASSET as WRITEBACK_ASSET
 from objectives_pipeline.defs.health_score import JOB as WRITEBACK_JOB
 from objectives_pipeline.resources import planhat_resource_from_env
 from objectives_pipeline.reverse_etl.health_writeback import DEFAULT_FIELD
-from objectives_pipeline.warehouse import Warehouse
+from objectives_pipeline.warehouse import Warehouse, read_health_alerts
 
-ALERTS_TABLE = "company_health_alerts"
 __all__ = ["WRITEBACK_JOB", "print_alerts", "print_companies_read_back", "writeback_line"]
 
 
@@ -48,20 +47,15 @@ def print_companies_read_back(warehouse: Warehouse, out: TextIO, count: int = 3)
 
 
 def print_alerts(warehouse: Warehouse, out: TextIO, limit: int = 10) -> None:
-    """The rows of `company_health_alerts` when that model exists, else say so."""
-    with warehouse.connect(read_only=True) as con:
-        found = con.execute(
-            "SELECT count(*) FROM information_schema.tables WHERE table_name = ?", [ALERTS_TABLE]
-        ).fetchone()
-        if not found or not found[0]:
-            print(f"\nAlerts: no {ALERTS_TABLE} table in this build yet.", file=out)
-            return
-        cursor = con.execute(f"SELECT * FROM {ALERTS_TABLE} LIMIT ?", [limit])
-        columns = [d[0] for d in cursor.description]
-        rows = cursor.fetchall()
-    print(f"\nAlerts ({ALERTS_TABLE}, {len(rows)} shown):", file=out)
-    if not rows:
+    """The companies of `company_health_alerts`, biggest drop first."""
+    alerts = read_health_alerts(warehouse)
+    print(f"\nAlerts (company_health_alerts, {len(alerts)}):", file=out)
+    if not alerts:
         print("  none: no company's average objective health dropped", file=out)
-    print("  " + " | ".join(columns), file=out)
-    for row in rows:
-        print("  " + " | ".join("" if v is None else str(v) for v in row), file=out)
+    for alert in alerts[:limit]:
+        print(
+            f"  {alert.company_name or alert.company_id}: {alert.health_before:.2f} on "
+            f"{alert.baseline_date} -> {alert.health_now:.2f} on {alert.snapshot_date} "
+            f"({alert.reason})",
+            file=out,
+        )
