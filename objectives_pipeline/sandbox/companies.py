@@ -248,16 +248,22 @@ class CompanyTable:
         return company
 
     def _update(self, current: JsonObject, fields: JsonObject) -> JsonObject:
-        updated = dict(current)
-        for key, value in fields.items():
-            old = updated.get(key)
-            if key == "custom" and isinstance(old, dict) and isinstance(value, dict):
-                updated[key] = {**old, **value}
-            else:
-                updated[key] = value
+        updated = merged(current, fields)
         if updated == current:
             return current
         self._unindex(current)
         self.rows[bisect.bisect_left(self.rows, current["_id"], key=_company_id)] = updated
         self._index(updated)
         return updated
+
+
+def merged(current: JsonObject, fields: JsonObject) -> JsonObject:
+    """`current` with `fields` applied, as Planhat updates a record: `custom` merged per key."""
+    updated = dict(current)
+    for key, value in fields.items():
+        old = updated.get(key)
+        if key == "custom" and isinstance(old, dict) and isinstance(value, dict):
+            updated[key] = {**old, **value}
+        else:
+            updated[key] = value
+    return updated

@@ -22,7 +22,7 @@ import threading
 from collections.abc import Callable, Collection, Iterable, Sequence
 from typing import Any
 
-from objectives_pipeline.sandbox.companies import CompanyTable
+from objectives_pipeline.sandbox.companies import CompanyTable, merged
 from objectives_pipeline.sandbox.data import JsonObject, ObjectIdFactory, Tenant
 from objectives_pipeline.sandbox.listing import project, sort_key
 
@@ -494,14 +494,7 @@ class SandboxStore:
 
     def _update(self, current: JsonObject, changes: JsonObject) -> JsonObject:
         """Apply `changes`; returns `current` itself when nothing changes."""
-        fields = self._validated(changes, creating=False)
-        updated = dict(current)
-        for key, value in fields.items():
-            old = updated.get(key)
-            if key == "custom" and isinstance(old, dict) and isinstance(value, dict):
-                updated[key] = {**old, **value}
-            else:
-                updated[key] = value
+        updated = merged(current, self._validated(changes, creating=False))
         if updated == current:
             return current
         self._unindex(current)
