@@ -121,6 +121,23 @@ def test_the_pacer_learns_a_rolling_window_from_remaining_alone() -> None:
     assert len(accepted) / now[0] >= 4.5
 
 
+def test_a_quota_reset_does_not_leave_a_tiny_window_behind() -> None:
+    """Just after a quota window resets, two quick answers both say one request is used: their
+    span (10 ms) looks like a bound on the window. A 429 a second later proves the window is
+    longer; the pacer must then drop the 10 ms, not pace to it."""
+    now = [0.0]
+    pacer = Pacer(clock=lambda: now[0], sleep=lambda s: now.__setitem__(0, now[0] + s))
+    for answered_at in (0.0, 0.01):
+        now[0] = answered_at
+        pacer.acquire()
+        pacer.observe(10, 9, throttled=False)
+    assert pacer.window == pytest.approx(0.01)
+    now[0] = 1.0
+    pacer.acquire()
+    pacer.observe(10, 0, throttled=True)
+    assert pacer.window is not None and pacer.window >= 1.0
+
+
 def test_the_in_flight_limit_halves_once_per_burst_and_grows_back() -> None:
     limit = InFlightLimit(8)
     tickets = [limit.acquire() for _ in range(4)]

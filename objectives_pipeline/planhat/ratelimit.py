@@ -202,6 +202,10 @@ class Pacer:
         if bound > self._lower:
             self._lower = bound
             if self._upper is not None and self._upper < bound:
+                # The span that gave it was no bound: a window that resets all at once
+                # (a quota) frees every slot at its reset, not one per request.
+                self._upper = None
+            if self._upper is not None and self._upper < bound:
                 self._upper = None  # that answer contradicts the rolling-window bound
 
     def __repr__(self) -> str:
