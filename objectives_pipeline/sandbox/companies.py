@@ -133,19 +133,8 @@ class CompanyTable:
             except InvalidCompany as exc:
                 errors.append({"index": index, **keys, "error": str(exc)})
                 continue
-            if match is None:
-                created = self._create(fields)
-                result["created"] += 1
-                result["insertsKeys"].append(_keys(created))
-                result["upsertedIds"].append(created["_id"])
-                continue
-            updated = self._update(match, fields)
-            if updated is match:
-                result["nonupdates"] += 1
-            else:
-                result["updated"] += 1
-                result["updatesKeys"].append(_keys(updated))
-                result["modified"].append(updated["_id"])
+            record = self._create(fields) if match is None else self._update(match, fields)
+            count_upsert(result, match, record, _keys(record))
         return result
 
     # ---- metrics ---------------------------------------------------------------------
@@ -267,3 +256,20 @@ def merged(current: JsonObject, fields: JsonObject) -> JsonObject:
         else:
             updated[key] = value
     return updated
+
+
+def count_upsert(
+    result: JsonObject, match: JsonObject | None, record: JsonObject, keys: JsonObject
+) -> None:
+    """Count one applied bulk item in Planhat's bulk answer: created (no `match`), updated, or
+    not changed (`record` is `match` itself)."""
+    if match is None:
+        result["created"] += 1
+        result["insertsKeys"].append(keys)
+        result["upsertedIds"].append(record["_id"])
+    elif record is match:
+        result["nonupdates"] += 1
+    else:
+        result["updated"] += 1
+        result["updatesKeys"].append(keys)
+        result["modified"].append(record["_id"])

@@ -22,7 +22,7 @@ import threading
 from collections.abc import Callable, Collection, Iterable, Sequence
 from typing import Any
 
-from objectives_pipeline.sandbox.companies import CompanyTable, merged
+from objectives_pipeline.sandbox.companies import CompanyTable, count_upsert, merged
 from objectives_pipeline.sandbox.data import JsonObject, ObjectIdFactory, Tenant
 from objectives_pipeline.sandbox.listing import project, sort_key
 
@@ -537,19 +537,8 @@ class SandboxStore:
             errors.append({"index": index, **keys, "error": "Item rejected (sandbox fault)"})
             return
         try:
-            if match is None:
-                created = self._create(item)
-                result["created"] += 1
-                result["insertsKeys"].append(_item_keys(created))
-                result["upsertedIds"].append(created["_id"])
-                return
-            updated = self._update(match, item)
+            record = self._create(item) if match is None else self._update(match, item)
         except InvalidObjective as exc:
             errors.append({"index": index, **keys, "error": exc.message})
             return
-        if updated is match:
-            result["nonupdates"] += 1
-        else:
-            result["updated"] += 1
-            result["updatesKeys"].append(_item_keys(updated))
-            result["modified"].append(updated["_id"])
+        count_upsert(result, match, record, _item_keys(record))
