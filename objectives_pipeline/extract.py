@@ -22,7 +22,12 @@ from datetime import UTC, date, datetime
 
 from objectives_pipeline.planhat import ClientStats, PlanhatClient
 from objectives_pipeline.planhat.snapshot import SnapshotStats
-from objectives_pipeline.settings import DEFAULT_PAGE_SIZE, DEFAULT_PAGES_IN_FLIGHT
+from objectives_pipeline.settings import (
+    DEFAULT_MEMORY_LIMIT,
+    DEFAULT_PAGE_SIZE,
+    DEFAULT_PAGES_IN_FLIGHT,
+    DEFAULT_RUN_BUDGET_SECONDS,
+)
 from objectives_pipeline.warehouse import (
     SnapshotLoadResult,
     SnapshotStager,
@@ -36,12 +41,17 @@ from objectives_pipeline.warehouse import (
 class ExtractOptions:
     """`expected_objectives`: about how many objectives there are (default: the latest
     snapshot's size), so that pages in flight stop at the end; it never changes the result.
-    `health_range`: compute the quality figures in the load (`ExtractResult.load.quality`)."""
+    `health_range`: compute the quality figures in the load (`ExtractResult.load.quality`).
+    `run_budget_seconds`: no request starts after the extraction has paged this long.
+    `max_row_drop_share`: refuse to replace the partition with a snapshot that has this
+    share fewer rows than the one it replaces or the previous snapshot (None: never)."""
 
     page_size: int = DEFAULT_PAGE_SIZE
     concurrency: int = DEFAULT_PAGES_IN_FLIGHT
     expected_objectives: int | None = None
     health_range: tuple[float, float] | None = None
+    run_budget_seconds: float = DEFAULT_RUN_BUDGET_SECONDS
+    max_row_drop_share: float | None = None
 
 
 @dataclass
@@ -95,12 +105,13 @@ def extract_snapshot(
     expected = options.expected_objectives
     if expected is None:
         expected = latest_snapshot_rows(warehouse)
-    with SnapshotStager() as stager:
+    with SnapshotStager(memory_limit=warehouse.memory_limit or DEFAULT_MEMORY_LIMIT) as stager:
         pages = client.iter_snapshot_pages(
             limit=options.page_size,
             concurrency=options.concurrency,
             stats=paging,
             expected=expected,
+            deadline=time.monotonic() + options.run_budget_seconds,
         )
         for page in pages:
             stager.add_page(page.page.body, repeated_id=page.repeated_id)
@@ -120,6 +131,7 @@ def extract_snapshot(
             captured_at,
             created_since=captured_at,
             health_range=options.health_range,
+            max_row_drop_share=options.max_row_drop_share,
         )
     return ExtractResult(
         snapshot_date=snapshot_date,

@@ -22,6 +22,7 @@ from objectives_pipeline.settings import (
     DEFAULT_MAX_ATTEMPTS,
     DEFAULT_MEMORY_LIMIT,
     DEFAULT_RATE_LIMIT_PER_MINUTE,
+    DEFAULT_REQUEST_DEADLINE_SECONDS,
     DEFAULT_SANDBOX_DIR,
     DEFAULT_TIMEOUT_SECONDS,
     SQL_MODEL_ENV_VARS,
@@ -50,6 +51,11 @@ class PlanhatResource(dg.ConfigurableResource):  # type: ignore[type-arg]
     )
     timeout_seconds: float = Field(
         default=DEFAULT_TIMEOUT_SECONDS, gt=0, description="Per-request timeout."
+    )
+    request_deadline_seconds: float = Field(
+        default=DEFAULT_REQUEST_DEADLINE_SECONDS,
+        gt=0,
+        description="The longest one request may take, its whole body included.",
     )
     max_attempts: int = Field(
         default=DEFAULT_MAX_ATTEMPTS,
@@ -128,6 +134,7 @@ class PlanhatResource(dg.ConfigurableResource):  # type: ignore[type-arg]
             initial_backoff=self.retry_initial_backoff_seconds,
             jitter=self.retry_jitter_seconds,
             pace_to_server=self.pace_to_server,
+            request_deadline=self.request_deadline_seconds,
         )
         if self.api_token:
             window = self.rate_limit_window_seconds

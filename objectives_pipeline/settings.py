@@ -25,6 +25,10 @@ DEFAULT_PAGES_IN_FLIGHT = 3
 #: Items per bulk upsert request: Planhat's maximum.
 DEFAULT_BATCH_SIZE = 5000
 DEFAULT_TIMEOUT_SECONDS = 60.0
+#: The longest one request may take, its whole body included.
+DEFAULT_REQUEST_DEADLINE_SECONDS = 300.0
+#: The longest one extraction may page before it gives up (nothing is loaded then).
+DEFAULT_RUN_BUDGET_SECONDS = 3600.0
 #: Attempts per request, retries included.
 DEFAULT_MAX_ATTEMPTS = 6
 DEFAULT_RATE_LIMIT_PER_MINUTE = 200

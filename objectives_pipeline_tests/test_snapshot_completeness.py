@@ -101,17 +101,19 @@ def test_a_calm_tenant_costs_one_request_per_1999_objectives(
             runs.append(extract_snapshot(api, warehouse, day, ExtractOptions(concurrency=4)))
     for result in runs:
         assert result.load.rows == 20_000 and result.load.duplicates_removed == 0
-        # offsets 0, 1999, ..., 19990: ten pages of 2,000 and one of the last 10
+        # offsets 0, 1999, ..., 19990: ten pages of 2,000 and one of the last 10, then the
+        # page at the last record (19999) that holds it alone: the end, confirmed
         assert result.pages == 11 and result.boundaries_repaired == 0
+        assert result.paging.completeness_proof == "sorted_overlap"
         assert result.created_during_run == 0 and result.deleted_during_run == 0
     first, second = (r.client_stats.requests for r in runs)
-    assert first <= 11 + 3  # no size known yet: up to 3 pages in flight past the end
-    assert second == 11  # the first snapshot's size keeps the window from overshooting
+    assert first <= 12 + 3  # no size known yet: up to 3 pages in flight past the end
+    assert second == 12  # the first snapshot's size keeps the window from overshooting
 
 
 def test_a_server_returning_more_than_asked_is_refused() -> None:
     def fetch(offset: int, limit: int) -> ObjectivePage:
-        records = [{"_id": f"{i:04d}"} for i in range(limit + 1)]
+        records = [{"_id": f"{i:024x}"} for i in range(limit + 1)]
         return ObjectivePage(offset, limit, b"", records, request_number=0, attempts=1)
 
     with pytest.raises(BadResponseError, match="3 records where 2 were asked"):
@@ -120,7 +122,7 @@ def test_a_server_returning_more_than_asked_is_refused() -> None:
 
 def test_a_server_ignoring_offset_stops_instead_of_looping() -> None:
     def fetch(offset: int, limit: int) -> ObjectivePage:
-        records = [{"_id": f"{i:04d}"} for i in range(limit)]
+        records = [{"_id": f"{i:024x}"} for i in range(limit)]
         return ObjectivePage(offset, limit, b"", records, request_number=0, attempts=1)
 
     with pytest.raises(BadResponseError, match="ignore `offset`"):
@@ -128,7 +130,7 @@ def test_a_server_ignoring_offset_stops_instead_of_looping() -> None:
 
 
 def test_a_cap_of_one_record_is_refused() -> None:
-    data = [f"{i:04d}" for i in range(5)]
+    data = [f"{i:024x}" for i in range(5)]
 
     def fetch(offset: int, limit: int) -> ObjectivePage:
         records = [{"_id": oid} for oid in data[offset : offset + 1]]
@@ -140,7 +142,7 @@ def test_a_cap_of_one_record_is_refused() -> None:
 
 def test_repairs_are_bounded_and_fail_with_a_clear_error() -> None:
     """Every fetch deletes the records before it: no boundary can ever be joined."""
-    data = [f"{i:06d}" for i in range(10_000)]
+    data = [f"{i:024x}" for i in range(10_000)]
 
     def fetch(offset: int, limit: int) -> ObjectivePage:
         del data[: min(len(data) // 2, 50)]

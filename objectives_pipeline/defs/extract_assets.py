@@ -10,7 +10,12 @@ from objectives_pipeline.defs.partitions import daily_partitions
 from objectives_pipeline.extract import ExtractOptions, ExtractResult, extract_snapshot
 from objectives_pipeline.planhat import MAX_PAGE_SIZE, PlanhatError
 from objectives_pipeline.resources import PlanhatResource, WarehouseResource
-from objectives_pipeline.settings import DEFAULT_PAGE_SIZE, DEFAULT_PAGES_IN_FLIGHT, DUCKDB_POOL
+from objectives_pipeline.settings import (
+    DEFAULT_PAGE_SIZE,
+    DEFAULT_PAGES_IN_FLIGHT,
+    DEFAULT_RUN_BUDGET_SECONDS,
+    DUCKDB_POOL,
+)
 from objectives_pipeline.warehouse import (
     RAW_OBJECTIVES_TABLE,
     SnapshotQuality,
@@ -41,7 +46,10 @@ CHECKS = [
     dg.AssetCheckSpec(
         "row_count_stable",
         asset="planhat_objectives",
-        description="The snapshot did not shrink sharply against the previous one (warns).",
+        description=(
+            "The snapshot did not shrink sharply against the partition it replaced or the "
+            "previous snapshot (a sharper drop fails the run unless allow_row_drop is set)."
+        ),
     ),
     dg.AssetCheckSpec(
         "records_well_formed",
@@ -72,7 +80,19 @@ class ExtractConfig(dg.Config):
         default=0.2,
         ge=0,
         le=1,
-        description="Warn when the snapshot has this share fewer rows than the previous one.",
+        description=(
+            "Fail, keeping the partition as it was, when the snapshot has this share fewer "
+            "rows than the partition it replaces or the previous snapshot."
+        ),
+    )
+    allow_row_drop: bool = Field(
+        default=False,
+        description="Load a snapshot however sharply it shrank (the objectives were deleted).",
+    )
+    run_budget_seconds: float = Field(
+        default=DEFAULT_RUN_BUDGET_SECONDS,
+        gt=0,
+        description="No request starts after the extraction has paged this long.",
     )
 
 
@@ -87,7 +107,10 @@ class ExtractConfig(dg.Config):
     description=(
         "Daily snapshot of every Planhat objective in raw.planhat_objectives. Planhat exposes only "
         "current state: materializing a past date captures the state at run time (see captured_at). "
-        "One pass of overlapping pages sorted by _id; boundaries_repaired counts page boundaries "
+        "One pass of overlapping pages sorted by _id, the order checked on every page; "
+        "completeness_proof says which proof the pages met (sorted_overlap, or "
+        "fallback_consistent_order when the server did not keep the _id order and the pages "
+        "were read again in its own order; order_problem says why). boundaries_repaired counts page boundaries "
         "read again because objectives were deleted meanwhile; created_during_run counts loaded "
         "objectives whose ObjectId is not older than the run's start second; deleted_during_run "
         "counts objectives seen in one page and missing from the next page covering their ids (a "
@@ -104,7 +127,11 @@ def planhat_objectives(
     wh = warehouse.get_warehouse()
     context.log.info(f"Extracting objectives from {planhat.describe_target()} for {snapshot_date}")
     options = ExtractOptions(
-        config.page_size, config.concurrency, health_range=(config.health_min, config.health_max)
+        config.page_size,
+        config.concurrency,
+        health_range=(config.health_min, config.health_max),
+        run_budget_seconds=config.run_budget_seconds,
+        max_row_drop_share=None if config.allow_row_drop else config.max_row_drop_share,
     )
     try:
         with planhat.get_client(context.log) as client:
@@ -136,6 +163,11 @@ def _metadata(
         "requests": stats.requests,
         "requests_per_1000_objectives": result.requests_per_1000_objectives,
         "boundaries_repaired": result.boundaries_repaired,
+        "completeness_proof": result.paging.completeness_proof,
+        "order_problem": result.paging.order_problem or "",
+        "order_rereads": result.paging.order_rereads,
+        "fallback_requests": result.paging.fallback_requests,
+        "existence_checks": result.paging.existence_checks,
         "rate_limit_remaining": stats.rate_limit_remaining,
         "retries": stats.retries,
         "retry_wait_seconds": round(stats.retry_wait_seconds, 3),
@@ -187,6 +219,7 @@ def _check_results(quality: SnapshotQuality, config: ExtractConfig) -> list[dg.A
             metadata={
                 "rows": quality.rows,
                 "previous_snapshot_rows": quality.previous_rows,
+                "replaced_partition_rows": quality.replaced_rows,
                 "previous_snapshot_date": str(quality.previous_snapshot_date),
                 "drop_share": drop_share,
                 "max_drop_share": config.max_row_drop_share,

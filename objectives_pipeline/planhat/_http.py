@@ -236,14 +236,29 @@ class Sender:
 
     def _exchange(self, request: Request) -> httpx.Response | PlanhatError:
         """The response, or the error to raise (returned so that it carries no httpx context)."""
+        deadline = time.monotonic() + self._policy.request_deadline
         try:
-            return self._http.request(
+            with self._http.stream(
                 request.method,
                 request.path,
                 params=request.params,
                 content=request.content,
                 headers=_JSON_BODY if request.content is not None else None,
+            ) as streamed:
+                chunks = []
+                for chunk in streamed.iter_raw():
+                    chunks.append(chunk)
+                    if time.monotonic() > deadline:
+                        return self._deadline_passed(request)
+            # The raw bytes and headers, so that the body is decoded as usual on reading.
+            response = httpx.Response(
+                streamed.status_code,
+                headers=streamed.headers,
+                content=b"".join(chunks),
+                request=streamed.request,
             )
+            response.read()
+            return response
         except httpx.TimeoutException as exc:
             return self._timeout(request, exc)
         except httpx.DecodingError as exc:
@@ -293,6 +308,15 @@ class Sender:
             "timeout, lower the page size or concurrency, or try again later",
             request=request.label,
             request_sent=sent,
+        )
+
+    def _deadline_passed(self, request: Request) -> PlanhatTimeoutError:
+        return PlanhatTimeoutError(
+            f"Planhat's answer did not arrive within {self._policy.request_deadline:g} s: "
+            "the body was still coming in. Try again later, or raise the request deadline "
+            "(request_deadline_seconds) if the tenant is this slow",
+            request=request.label,
+            request_sent=True,
         )
 
     def _connection(self, request: Request, exc: httpx.RequestError) -> PlanhatConnectionError:

@@ -43,6 +43,7 @@ from .errors import (
     ConfigError,
     InvalidItemError,
     InvalidObjectiveError,
+    NotFoundError,
 )
 from .metrics import (
     MAX_METRIC_BATCH,
@@ -418,17 +419,22 @@ class PlanhatClient:
         concurrency: int | None = None,
         stats: SnapshotStats | None = None,
         expected: int | None = None,
+        deadline: float | None = None,
     ) -> Iterator[SnapshotPage]:
-        """Every objective in one pass that proves its own completeness.
+        """Every objective in one pass that proves its own completeness, or fails saying why.
 
         Pages sorted by ``_id`` overlap by one record and every boundary is checked; a
-        boundary that objectives deleted meanwhile may have opened is read again (see
-        `objectives_pipeline.planhat.snapshot`). Each objective that exists for the
-        whole pass is in the pages; records repeat at boundaries (`SnapshotPage.repeats_first`
-        marks the exact one-record overlap). Pages keep the raw `ObjectivePage.body` and
-        only each record's ``_id`` in `records`. `stats` is filled in on the way.
-        `expected` (about how many objectives there are, e.g. the last snapshot's size)
-        keeps the window from sending pages past the end; it never changes the result.
+        boundary that objectives deleted meanwhile may have opened is read again. The order
+        itself is checked; when the server does not keep it, the pages are read again in
+        the server's own order, chained by the records they share (see
+        `objectives_pipeline.planhat.snapshot`; `stats.completeness_proof` says which ran).
+        Each objective that exists for the whole pass is in the pages; records repeat at
+        boundaries (`SnapshotPage.repeats_first` marks the exact one-record overlap). Pages
+        keep the raw `ObjectivePage.body` and only each record's ``_id`` in `records`.
+        `stats` is filled in on the way. `expected` (about how many objectives there are,
+        e.g. the last snapshot's size) keeps the window from sending pages past the end; it
+        never changes the result. `deadline` (a `time.monotonic()` value): no request starts
+        after it.
         """
         _check_limit(limit)
         if limit < 2:
@@ -437,7 +443,23 @@ class PlanhatClient:
             self._max_in_flight if concurrency is None else concurrency, "concurrency"
         )
         fetch = self._page_fetcher(_OBJECTIVES, {"sort": "_id"}, "ids")
-        return snapshot_pages(fetch, limit=limit, in_flight=workers, stats=stats, expected=expected)
+        return snapshot_pages(
+            fetch,
+            limit=limit,
+            in_flight=workers,
+            stats=stats,
+            expected=expected,
+            exists=self.objective_exists,
+            deadline=deadline,
+        )
+
+    def objective_exists(self, id: ObjectiveId) -> bool:
+        """Whether ``GET /objectives/{id}`` finds the objective (False on 404)."""
+        try:
+            self._sender.send(self._one("GET", id, idempotent=True))
+        except NotFoundError:
+            return False
+        return True
 
     def iter_objectives(
         self,

@@ -7,7 +7,11 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
-from objectives_pipeline.settings import DEFAULT_BASE_URL, DEFAULT_MAX_ATTEMPTS
+from objectives_pipeline.settings import (
+    DEFAULT_BASE_URL,
+    DEFAULT_MAX_ATTEMPTS,
+    DEFAULT_REQUEST_DEADLINE_SECONDS,
+)
 
 from .errors import ConfigError
 
@@ -40,6 +44,9 @@ class RetryPolicy(BaseModel):
     jitter: float = Field(default=0.5, ge=0)
     max_retry_after: float = Field(default=120.0, ge=0)
     pace_to_server: bool = True
+    #: The longest one attempt may take, the whole body included (the client's `timeout`
+    #: applies to each read; a body that trickles in would escape it).
+    request_deadline: float = Field(default=DEFAULT_REQUEST_DEADLINE_SECONDS, gt=0)
 
 
 def is_loopback_host(host: str) -> bool:

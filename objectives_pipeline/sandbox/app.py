@@ -3,16 +3,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import PlainTextResponse, Response
+from starlette.responses import PlainTextResponse, Response, StreamingResponse
 from starlette.routing import Route
 from starlette.types import ASGIApp
 
@@ -97,6 +98,14 @@ def _split(text: str | None) -> list[str] | None:
     return parts or None
 
 
+async def _trickle(body: bytes, bytes_per_second: float) -> AsyncIterator[bytes]:
+    """`body` in chunks, one every 0.1 s; stops when the client goes away."""
+    chunk = max(1, int(bytes_per_second / 10))
+    for start in range(0, len(body), chunk):
+        yield body[start : start + chunk]
+        await asyncio.sleep(0.1)
+
+
 def build_app(ctx: SandboxContext) -> ASGIApp:
     """The sandbox ASGI app for `ctx`."""
 
@@ -105,9 +114,7 @@ def build_app(ctx: SandboxContext) -> ASGIApp:
 
     async def list_objectives(request: Request) -> Response:
         faults = ctx.engine.faults
-        limit = min(_query_int(request, "limit", 100, 1), ctx.max_limit)
-        if faults.page_cap is not None:
-            limit = min(limit, max(faults.page_cap, 0))
+        limit = ctx.engine.list_page_cap(min(_query_int(request, "limit", 100, 1), ctx.max_limit))
         offset = _query_int(request, "offset", 0, 0)
         if faults.churn_per_list_request > 0:
             ctx.store.churn(
@@ -119,7 +126,12 @@ def build_app(ctx: SandboxContext) -> ASGIApp:
             sort=request.query_params.get("sort") or None,
             company_refs=_split(request.query_params.get("companyId")),
             select=_split(request.query_params.get("select")),
+            order=faults.list_order,
+            mangle=faults.page_mangle,
         )
+        if ctx.engine.list_comes_back_empty():
+            _notes(request)["fault"] = "empty_page"
+            body, count = b"[]", 0
         _notes(request)["n_items"] = count
         if ctx.engine.roll(faults.non_json_rate):
             _notes(request)["fault"] = "non_json"
@@ -127,6 +139,11 @@ def build_app(ctx: SandboxContext) -> ASGIApp:
         if ctx.engine.roll(faults.truncate_rate):
             _notes(request)["fault"] = "truncate"
             body = body[: len(body) // 2]
+        if faults.trickle_bytes_per_second:
+            _notes(request)["fault"] = "trickle"
+            return StreamingResponse(
+                _trickle(body, faults.trickle_bytes_per_second), media_type="application/json"
+            )
         return Response(body, media_type="application/json")
 
     async def bulk_upsert(request: Request) -> Response:

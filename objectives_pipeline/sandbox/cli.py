@@ -10,7 +10,7 @@ import signal
 import sys
 import tempfile
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -25,6 +25,15 @@ def _source_ids(text: str) -> set[str]:
     return {part.strip() for part in text.split(",") if part.strip()}
 
 
+def _choice(*options: str) -> Callable[[str], str]:
+    def parse(text: str) -> str:
+        if text not in options:
+            raise argparse.ArgumentTypeError(f"choose one of {', '.join(options)}")
+        return text
+
+    return parse
+
+
 # (Faults field, metavar, argparse type, help). Each becomes --field-name.
 _FAULT_FLAGS: list[tuple[str, str, Any, str]] = [
     ("latency_ms", "MS", float, "delay added to every request, in milliseconds"),
@@ -37,6 +46,16 @@ _FAULT_FLAGS: list[tuple[str, str, Any, str]] = [
     ("burst_429", "N", int, "answer 429 to the next N requests"),
     ("retry_after", "SECONDS", float, "send Retry-After: SECONDS with every 429"),
     ("page_cap", "N", int, "list responses hold at most this many records"),
+    ("page_cap_min", "N", int, "with --page-cap: each response's cap varies from N up"),
+    (
+        "list_order",
+        "ORDER",
+        _choice("sort", "insertion", "page_sorted"),
+        "sort (honour sort=), insertion (ignore it), page_sorted (only within a page)",
+    ),
+    ("page_mangle", "KIND", _choice("two_pages_back", "repeat"), "two_pages_back or repeat: break each list page's middle"),
+    ("empty_pages_from_request", "N", int, "from the Nth list request on, pages are []"),
+    ("trickle_bytes_per_second", "N", float, "send list bodies this slowly"),
     ("truncate_rate", "RATE", float, "share of list responses whose JSON body is cut in half"),
     ("non_json_rate", "RATE", float, "share of list responses with an HTML body"),
     (

@@ -13,6 +13,8 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 
+from objectives_pipeline.sandbox.store import ListOrder, PageMangle
+
 # Quota advertised in X-Rate-Limit-* headers when no window quota is configured.
 UNLIMITED_QUOTA = 1_000_000
 
@@ -44,6 +46,18 @@ class Faults:
     window resets (rounded up). Takes precedence over `retry_after` for those 429s."""
     page_cap: int | None = None
     """List responses hold at most this many records, whatever limit was asked."""
+    page_cap_min: int | None = None
+    """With `page_cap`: each list response's cap is drawn between this and `page_cap`."""
+    list_order: ListOrder = "sort"
+    """``sort`` honours ``sort``; ``insertion`` ignores it and lists objectives in insertion
+    order (not their _id order); ``page_sorted`` sorts each insertion-order page by _id."""
+    page_mangle: PageMangle | None = None
+    """``two_pages_back``: the middle record of each list page is replaced by the record two
+    pages earlier; ``repeat``: by the record before it (a record twice in one page)."""
+    empty_pages_from_request: int | None = None
+    """From the Nth list request since set on, every list page is ``[]``."""
+    trickle_bytes_per_second: float | None = None
+    """List bodies are sent this slowly (a chunk every 0.1 s)."""
     truncate_rate: float = 0.0
     """Share of 200 list responses whose JSON body is cut in half."""
     non_json_rate: float = 0.0
@@ -81,6 +95,8 @@ class FaultEngine:
         self._authorised = 0
         self._bulk_setting: int | None = None
         self._bulk_seen = 0
+        self._empty_setting: int | None = None
+        self._lists_seen = 0
 
     @property
     def rng(self) -> random.Random:
@@ -158,6 +174,25 @@ class FaultEngine:
             return []
         text = str(int(seconds)) if float(seconds).is_integer() else f"{seconds:g}"
         return [(b"retry-after", text.encode())]
+
+    def list_page_cap(self, limit: int) -> int:
+        """The records this list response may hold, given the `limit` asked."""
+        cap = self.faults.page_cap
+        if cap is None:
+            return limit
+        low = self.faults.page_cap_min
+        if low is not None and low < cap:
+            cap = self.rng.randint(max(low, 0), cap)
+        return min(limit, max(cap, 0))
+
+    def list_comes_back_empty(self) -> bool:
+        """Count one list request; True once `empty_pages_from_request` is reached."""
+        start = self.faults.empty_pages_from_request
+        if start != self._empty_setting:
+            self._empty_setting = start
+            self._lists_seen = 0
+        self._lists_seen += 1
+        return start is not None and self._lists_seen >= start
 
     def bulk_crash_after(self) -> int | None:
         """Count one bulk PUT; the number of items to apply before a 500, or None."""

@@ -18,9 +18,10 @@ import bisect
 import gc
 import json
 import random
+import re
 import threading
 from collections.abc import Callable, Collection, Iterable, Sequence
-from typing import Any
+from typing import Any, Literal
 
 from objectives_pipeline.sandbox.companies import CompanyTable, count_upsert, merged
 from objectives_pipeline.sandbox.data import JsonObject, ObjectIdFactory, Tenant
@@ -43,6 +44,21 @@ class InvalidObjective(ValueError):
 def dumps(value: Any) -> bytes:
     """Compact UTF-8 JSON, as the sandbox sends it."""
     return _encode(value).encode()
+
+
+ListOrder = Literal["sort", "insertion", "page_sorted"]
+PageMangle = Literal["two_pages_back", "repeat"]
+_OBJECT_ID = re.compile(r"[0-9a-f]{24}")
+
+
+def is_object_id(value: str) -> bool:
+    """Whether `value` has the shape of a MongoDB ObjectId (24 lowercase hex digits)."""
+    return bool(_OBJECT_ID.fullmatch(value))
+
+
+def _id_order(value: str) -> tuple[bool, str]:
+    """MongoDB's order of _id values: strings (e.g. UUIDs) before ObjectIds."""
+    return (is_object_id(value), value)
 
 
 def _loads(raw: bytes) -> JsonObject:
@@ -127,7 +143,14 @@ class SandboxStore:
             self._by_source = _group_ids(objectives, "sourceId")
             self._by_external = _group_ids(objectives, "externalId")
             self._sorted: dict[tuple[str, bool], list[str]] = {}
-            self._ids = ObjectIdFactory(self._order[-1] if self._order else None)
+            object_ids = [i for i in order if is_object_id(i)]
+            self._odd_ids = len(object_ids) < len(order)
+            self._ids = ObjectIdFactory(object_ids[-1] if object_ids else None)
+            # Insertion order, for a server that ignores `sort`: not the _id order.
+            shuffled = list(order)
+            random.Random(len(order)).shuffle(shuffled)
+            self._inserted: dict[str, int] = {oid: n for n, oid in enumerate(shuffled)}
+            self._next_insert = len(shuffled)
             self._version = 0
 
     def add_listener(self, callback: Callable[[], None]) -> None:
@@ -206,10 +229,29 @@ class SandboxStore:
         sort: str | None = None,
         company_refs: Sequence[str] | None = None,
         select: Sequence[str] | None = None,
+        order: ListOrder = "sort",
+        mangle: PageMangle | None = None,
     ) -> tuple[bytes, int]:
-        """A list page as a JSON array body, and how many records it holds."""
+        """A list page as a JSON array body, and how many records it holds.
+
+        `order`: ``sort`` honours `sort`; ``insertion`` ignores it and lists in insertion
+        order (which is not the _id order); ``page_sorted`` takes the insertion-order page
+        and sorts it by _id. `mangle` breaks the page (see `Faults.page_mangle`).
+        """
         with self._lock:
-            ids = self._ordered_ids(sort, company_refs)[offset : offset + limit]
+            ordered = (
+                self._ordered_ids(sort, company_refs) if order == "sort" else self._insertion()
+            )
+            ids = ordered[offset : offset + limit]
+            if order == "page_sorted":
+                ids = sorted(ids, key=_id_order)
+            if mangle is not None and len(ids) >= 3:
+                middle = len(ids) // 2
+                earlier = offset - 2 * limit + middle
+                if mangle == "repeat":
+                    ids[middle] = ids[middle - 1]
+                elif earlier >= 0:
+                    ids[middle] = ordered[earlier]
             if select:
                 body = dumps([project(self._objects[i], select) for i in ids])
             else:
@@ -336,7 +378,8 @@ class SandboxStore:
                 return
             window = len(self._order) if anywhere else max(count, len(self._order) // 4)
             window = min(len(self._order), window)
-            bounds = (self._order[0], self._order[-1]) if anywhere and self._order else None
+            object_ids = [i for i in self._order if is_object_id(i)] if self._odd_ids else self._order
+            bounds = (object_ids[0], object_ids[-1]) if anywhere and object_ids else None
             doomed = [self._order[i] for i in rng.sample(range(window), min(count, window))]
             for object_id in doomed:
                 self._remove(self._objects[object_id])
@@ -372,6 +415,13 @@ class SandboxStore:
             return self._objects.get(ref)
         return self._objects[ids[0]] if ids else None
 
+    def _insertion(self) -> list[str]:
+        cached = self._sorted.get(("<insertion>", False))
+        if cached is None:
+            cached = sorted(self._order, key=self._inserted.__getitem__)
+            self._sorted[("<insertion>", False)] = cached
+        return cached
+
     def _ordered_ids(self, sort: str | None, company_refs: Sequence[str] | None) -> list[str]:
         descending = sort is not None and sort.startswith("-")
         field = (sort or "").lstrip("-+") or "_id"
@@ -386,12 +436,12 @@ class SandboxStore:
                 return ids[::-1] if descending else ids
             key = sort_key(field.split("."))
             return sorted(ids, key=lambda i: key(self._objects[i]), reverse=descending)
-        if field == "_id" and not descending:
+        if field == "_id" and not descending and not self._odd_ids:
             return self._order
         cached = self._sorted.get((field, descending))
         if cached is None:
             if field == "_id":
-                cached = self._order[::-1]
+                cached = sorted(self._order, key=_id_order, reverse=descending)
             else:
                 key = sort_key(field.split("."))
                 objects = self._objects
@@ -430,6 +480,7 @@ class SandboxStore:
         object_id = obj["_id"]
         self._unindex(obj)
         self._order.pop(bisect.bisect_left(self._order, object_id))
+        self._inserted.pop(object_id, None)
         del self._objects[object_id]
         self._raw.pop(object_id, None)
 
@@ -485,10 +536,12 @@ class SandboxStore:
         obj.update(fields)
         obj["__v"] = 0
         self._objects[obj["_id"]] = obj
-        if object_id is None:
+        if not self._order or obj["_id"] > self._order[-1]:
             self._order.append(obj["_id"])
         else:
-            bisect.insort(self._order, object_id)
+            bisect.insort(self._order, obj["_id"])
+        self._inserted[obj["_id"]] = self._next_insert
+        self._next_insert += 1
         self._index(obj)
         return obj
 

@@ -44,6 +44,7 @@ from .connection import (
 )
 from .errors import (
     ModelError,
+    RowDropError,
     SnapshotLoadError,
     WarehouseError,
     WarehouseLockedError,
@@ -99,6 +100,7 @@ __all__ = [
     "LoadStep",
     "ModelBuildResult",
     "ModelError",
+    "RowDropError",
     "SnapshotLoadError",
     "SnapshotLoadResult",
     "SnapshotQuality",

@@ -37,6 +37,11 @@ class SnapshotLoadError(WarehouseError):
     """A snapshot could not be staged or loaded; the warehouse was left unchanged."""
 
 
+class RowDropError(SnapshotLoadError):
+    """A snapshot had sharply fewer rows than the one it would replace or the day before;
+    the warehouse was left unchanged."""
+
+
 class ModelError(WarehouseError):
     """A SQL model file is invalid, or building its table failed."""
 

@@ -22,6 +22,7 @@ __all__ = [
     "PREVIEW_COLUMNS",
     "SnapshotQuality",
     "latest_snapshot_rows",
+    "previous_snapshot",
     "quality_on",
     "snapshot_quality",
 ]
@@ -78,8 +79,10 @@ class SnapshotQuality:
         health_min, health_max: the lowest and highest health seen (None if none).
         flagged_rows: rows with load issues.
         previous_snapshot_date, previous_rows: the latest earlier snapshot, if any.
-        row_drop_share: ``(previous_rows - rows) / previous_rows``; negative when
-            the snapshot grew, None without an earlier non-empty snapshot.
+        replaced_rows: rows of the partition this load replaced (None when not known).
+        row_drop_share: ``(baseline - rows) / baseline`` against the larger of
+            `previous_rows` and `replaced_rows`; negative when the snapshot grew, None
+            without a non-empty baseline.
         preview: the first rows by ``objective_id``, columns :data:`PREVIEW_COLUMNS`.
     """
 
@@ -95,6 +98,7 @@ class SnapshotQuality:
     previous_rows: int | None
     row_drop_share: float | None
     preview: list[dict[str, Any]] = field(default_factory=list)
+    replaced_rows: int | None = None
 
 
 def snapshot_quality(
@@ -119,18 +123,21 @@ def quality_on(
     health_high: float,
     *,
     preview_rows: int = 10,
+    replaced_rows: int | None = None,
 ) -> SnapshotQuality:
-    """:func:`snapshot_quality` on an open connection (e.g. inside the load's transaction)."""
+    """:func:`snapshot_quality` on an open connection (e.g. inside the load's transaction,
+    which knows the `replaced_rows` of the partition it replaced)."""
     day = {"day": snapshot_date}
     figures = con.execute(_FIGURES, {**day, "low": health_low, "high": health_high}).fetchone()
     assert figures is not None
     rows, duplicates, no_company, out_of_range, low, high, flagged = figures
-    previous = con.execute(_PREVIOUS, day).fetchone()
+    previous = previous_snapshot(con, snapshot_date)
     cursor = con.execute(_PREVIEW, {**day, "limit": preview_rows})
     names = [d[0] for d in cursor.description or []]
     preview = [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
     previous_date, previous_rows = previous if previous else (None, None)
-    drop = (previous_rows - rows) / previous_rows if previous_rows else None
+    baseline = max(previous_rows or 0, replaced_rows or 0)
+    drop = (baseline - rows) / baseline if baseline else None
     return SnapshotQuality(
         snapshot_date=snapshot_date,
         rows=int(rows),
@@ -144,7 +151,14 @@ def quality_on(
         previous_rows=None if previous_rows is None else int(previous_rows),
         row_drop_share=drop,
         preview=preview,
+        replaced_rows=replaced_rows,
     )
+
+
+def previous_snapshot(con: duckdb.DuckDBPyConnection, snapshot_date: date) -> tuple[date, int] | None:
+    """The latest snapshot before `snapshot_date` and its rows, if any."""
+    row = con.execute(_PREVIOUS, {"day": snapshot_date}).fetchone()
+    return (row[0], int(row[1])) if row else None
 
 
 def _raw_table_exists(con: duckdb.DuckDBPyConnection) -> bool:

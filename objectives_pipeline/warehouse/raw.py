@@ -56,8 +56,8 @@ import duckdb
 
 from . import raw_sql
 from .connection import Warehouse
-from .errors import SnapshotLoadError
-from .quality import SnapshotQuality, quality_on
+from .errors import RowDropError, SnapshotLoadError
+from .quality import SnapshotQuality, previous_snapshot, quality_on
 from .staging import SnapshotStager
 
 __all__ = [
@@ -138,6 +138,7 @@ def load_snapshot(
     on_step: Callable[[LoadStep], None] | None = None,
     created_since: datetime | None = None,
     health_range: tuple[float, float] | None = None,
+    max_row_drop_share: float | None = None,
 ) -> SnapshotLoadResult:
     """Replace partition ``snapshot_date`` with the staged records, atomically.
 
@@ -149,7 +150,9 @@ def load_snapshot(
     happen inside the transaction. ``created_since`` (naive = UTC): count the rows
     whose ObjectId says they were created since then. ``health_range`` (low, high): also
     compute the partition's :class:`SnapshotQuality` before committing, so that nobody
-    has to read the partition again for the asset checks.
+    has to read the partition again for the asset checks. ``max_row_drop_share``: roll
+    back with :class:`RowDropError` when the new partition has this share fewer rows than
+    the partition it replaces or the previous snapshot, whichever is larger.
 
     Raises :class:`SnapshotLoadError` when nothing was staged or a staged page
     cannot be read, and :class:`WarehouseLockedError` when the database stays
@@ -196,8 +199,12 @@ def load_snapshot(
                     str(k): int(v) for k, v in con.execute(raw_sql.ISSUE_COUNTS, day).fetchall()
                 }
                 quality = (
-                    None if health_range is None else quality_on(con, snapshot_date, *health_range)
+                    None
+                    if health_range is None
+                    else quality_on(con, snapshot_date, *health_range, replaced_rows=replaced)
                 )
+                if max_row_drop_share is not None:
+                    _refuse_sharp_drop(con, snapshot_date, int(rows), replaced, max_row_drop_share)
                 con.execute("COMMIT")
             except BaseException:
                 con.execute("ROLLBACK")
@@ -218,6 +225,24 @@ def load_snapshot(
         seconds=time.perf_counter() - started,
         quality=quality,
     )
+
+
+def _refuse_sharp_drop(
+    con: duckdb.DuckDBPyConnection, day: date, rows: int, replaced: int, most: float
+) -> None:
+    previous = previous_snapshot(con, day)
+    baselines = [(replaced, f"the {replaced} rows this partition held before")]
+    if previous is not None:
+        baselines.append((previous[1], f"the {previous[1]} rows of snapshot {previous[0]}"))
+    baseline, what = max(baselines)
+    if baseline and (baseline - rows) / baseline > most:
+        raise RowDropError(
+            f"Snapshot {day} found {rows} objectives, {(baseline - rows) / baseline:.0%} fewer "
+            f"than {what} (at most {most:.0%} is allowed), so the partition was left as it "
+            "was: a sharp drop is more often a partial extraction than deleted objectives. "
+            "If they really were deleted, run again with allow_row_drop: true (or a larger "
+            "max_row_drop_share) in the planhat_objectives config"
+        )
 
 
 def _epoch_seconds(moment: datetime | None) -> int | None:

@@ -33,12 +33,13 @@ from types import TracebackType
 
 import duckdb
 
+from objectives_pipeline.settings import DEFAULT_MEMORY_LIMIT
+
 from . import raw_sql
 from .errors import SnapshotLoadError
 
 __all__ = ["SnapshotStager"]
 
-_STAGING_MEMORY_LIMIT = "128MB"
 # Pages typed per statement: one statement per page costs about half as much again.
 _TYPE_BATCH_PAGES = 8
 _TYPED_DATABASE = "typed.duckdb"
@@ -49,11 +50,16 @@ class SnapshotStager:
 
     Use it as a context manager; the folder and everything in it is deleted on
     exit. ``staging_dir`` chooses where that temporary folder is created
-    (default: the system temporary folder).
+    (default: the system temporary folder). ``memory_limit``: DuckDB's memory limit while
+    typing the pages (the warehouse's, ``OBJECTIVES_DUCKDB_MEMORY_LIMIT``, by default);
+    DuckDB spills to the folder beyond it.
     """
 
-    def __init__(self, staging_dir: str | Path | None = None) -> None:
+    def __init__(
+        self, staging_dir: str | Path | None = None, *, memory_limit: str = DEFAULT_MEMORY_LIMIT
+    ) -> None:
         self._parent = None if staging_dir is None else Path(staging_dir)
+        self._memory_limit = memory_limit
         self._root: Path | None = None
         self._pages: list[Path] = []
         self._repeats: list[tuple[int, str]] = []  # (page, _id) left out as known repeats
@@ -171,7 +177,8 @@ class SnapshotStager:
         except duckdb.OutOfMemoryException as error:
             raise SnapshotLoadError(
                 f"DuckDB ran out of memory staging pages {pages[0].name} to "
-                f"{pages[-1].name}, so the partition was left as it was. "
+                f"{pages[-1].name} (memory_limit {self._memory_limit}), so the partition was "
+                "left as it was. Raise OBJECTIVES_DUCKDB_MEMORY_LIMIT. "
                 f"DuckDB said: {error}"
             ) from error
         except duckdb.Error as error:
@@ -200,7 +207,7 @@ class SnapshotStager:
     def _open_typed(self) -> duckdb.DuckDBPyConnection:
         if self._typed is None:
             self._typed = duckdb.connect(str(self.directory / _TYPED_DATABASE))
-            self._typed.execute("SET memory_limit = ?", [_STAGING_MEMORY_LIMIT])
+            self._typed.execute("SET memory_limit = ?", [self._memory_limit])
             self._typed.execute("SET threads = 1")
             self._typed.execute("SET temp_directory = ?", [str(self.directory / "spill")])
         return self._typed
