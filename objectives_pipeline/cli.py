@@ -12,6 +12,10 @@ import sys
 from collections.abc import Sequence
 
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
+    "check": (
+        "objectives_pipeline.commands.check",
+        "First contact with the tenant: token, region, sort order, page cap, rate limits.",
+    ),
     "demo": (
         "objectives_pipeline.commands.demo",
         "Run the whole pipeline end to end on the embedded sandbox.",

@@ -70,7 +70,7 @@ def run(
     tenant: Tenant,
     faults: Faults,
     db: Path,
-    options: ExtractOptions = ExtractOptions(),
+    options: ExtractOptions | None = None,
     **client_options: Any,
 ) -> tuple[ExtractResult | PlanhatError | WarehouseError, set[str]]:
     """Extract `tenant` under `faults`; the outcome and the objectives present all along."""
@@ -81,7 +81,7 @@ def run(
     outcome: ExtractResult | PlanhatError | WarehouseError
     try:
         with api(server, **client_options) as client:
-            outcome = extract_snapshot(client, Warehouse(db), DAY, options)
+            outcome = extract_snapshot(client, Warehouse(db), DAY, options or ExtractOptions())
     except (PlanhatError, WarehouseError) as error:
         outcome = error
     finally:
@@ -313,7 +313,10 @@ def test_every_run_is_complete_or_fails_keeping_the_previous_snapshot(
         empty_pages_from_request=empty_from,
         seed=seed,
     )
-    options = ExtractOptions(page_size=limit, concurrency=concurrency, max_row_drop_share=0.5)
+    # the run budget is the bound of last resort: a run that pages on and on fails with it
+    options = ExtractOptions(
+        page_size=limit, concurrency=concurrency, max_row_drop_share=0.5, run_budget_seconds=20
+    )
     with tempfile.TemporaryDirectory() as folder:
         db = Path(folder) / "o.duckdb"
         before = previous_partition(server, tenant, db)
@@ -330,6 +333,7 @@ def test_every_run_is_complete_or_fails_keeping_the_previous_snapshot(
                 "fewer than",
                 "change faster than they can be paged",
                 "created faster than the end can be confirmed",
+                "ran past its time budget",
                 "ignore `offset`",
                 "one record per page",
             )

@@ -453,6 +453,16 @@ class PlanhatClient:
             deadline=deadline,
         )
 
+    def objective_page(
+        self, *, offset: int = 0, limit: int = MAX_PAGE_SIZE, sort: str | None = "_id"
+    ) -> ObjectivePage:
+        """One page of ``GET /objectives`` as sent: the raw body, `records` with only ``_id``."""
+        _check_limit(limit)
+        _check_offset(offset)
+        return self._page_fetcher(_OBJECTIVES, {"sort": sort} if sort else {}, "ids")(
+            offset, limit
+        )
+
     def objective_exists(self, id: ObjectiveId) -> bool:
         """Whether ``GET /objectives/{id}`` finds the objective (False on 404)."""
         try:

@@ -11,7 +11,8 @@ test double. Two proofs are tried, and the one that ran is
 trusted: every ``_id`` of a page must be a lowercase 24-hex ObjectId (those compare as
 strings the way the server orders them; any other id shape, uppercase hex, UUIDs or a mix,
 has no order we may assume), the ids of a page must increase strictly, and a page asked
-from inside the previous page must start with one of that page's ids. A page that breaks
+from inside the previous page must hold, before the chain's last id, that page's records
+and no more than a quarter page of others (objectives created meanwhile). A page that breaks
 this is read once more; if it still does, the proof is abandoned for the fallback.
 
 The argument. Let L be the effective page size (the server's cap when it caps) and page k
@@ -445,8 +446,8 @@ class _Chain:
             page, ids = self._fetch(offset)
             if self._starts_elsewhere(offset, ids):
                 raise OrderUnreliable(
-                    f"the page at offset {offset} starts with _id {ids[0]!r}, which is not "
-                    "among the ids of the page before it at those offsets (read twice)"
+                    f"the page at offset {offset} holds, before the last _id paged, ids that "
+                    "are not among those of the page before it at those offsets (read twice)"
                 )
         if not self._joins(offset, ids):
             yield from self._repair(offset, ids)
@@ -455,16 +456,19 @@ class _Chain:
         yield from self._accept(page, ids)
 
     def _starts_elsewhere(self, offset: int, ids: list[str]) -> bool:
-        """A page asked from inside the latest page's offsets must start with one of its
-        ids (or an objective created since): else the pages follow no one order."""
-        return (
+        """A page asked from inside the latest page's offsets holds, before the chain's last
+        id, the latest page's records and at most a few created since (fewer than a quarter
+        page): many unknown ids there mean the pages follow no one order."""
+        if not (
             offset > 0
-            and bool(ids)
+            and ids
             and self._last is not None
             and self._last_offset <= offset < self._last_offset + self._last_count
-            and ids[0] < self._last
-            and ids[0] not in self._last_set
-        )
+        ):
+            return False
+        below = ids[: bisect.bisect_left(ids, self._last)]
+        unknown = sum(1 for oid in below if oid not in self._last_set)
+        return unknown > small_page(self._size)
 
     def _joins(self, offset: int, ids: list[str]) -> bool:
         return offset == 0 or (bool(ids) and self._last is not None and ids[0] <= self._last)

@@ -14,8 +14,8 @@ accepted pages hold every objective that existed for the whole run, up to the la
 the listing ends when a page asked at the anchor holds it and fewer records than a quarter
 of the largest page (such a page was not cut by a cap: it holds all there was after the
 anchor; objectives created at the end meanwhile are taken along). The anchor is
-found by reading further back (8 records, then a page) when records before it were
-deleted; when it
+found by reading further back (8 records, then three quarters of a page) when records
+before it were deleted; when it
 cannot be found, ``GET /objectives/{id}`` tells whether it was deleted (then its
 predecessor in the latest page becomes the anchor) or the order changed (then the run fails).
 
@@ -103,7 +103,8 @@ class ConsistentOrderChain:
                 self._budget.confirmation(page.offset, self._limit)
             else:
                 self._budget.confirmations = 0
-            self._without_new = 0 if after else self._without_new + 1
+            fresh = any(i not in self._seen for i in ids)
+            self._without_new = 0 if fresh else self._without_new + 1
             if self._without_new >= _MAX_PAGES_WITHOUT_NEW_RECORDS:
                 raise BadResponseError(
                     f"{self._without_new} pages in a row, up to offset {page.offset}, held "
@@ -200,11 +201,13 @@ class ConsistentOrderChain:
     def _find(self, at: int, anchor_index: int) -> tuple[ObjectivePage, list[str], int] | None:
         """The page holding the anchor near `at`: first where the drift says it moved, then
         a few records and a page further back (deletions before it moved it down)."""
-        page_back = max(1, self.stats.page_size - 1)
+        # The page read furthest back still reaches a quarter page past where it looks.
+        size = self.stats.page_size
+        page_back = max(1, size - 1 - size // 4)
         starts = [max(0, at - self._drift)]
-        for back in (8, page_back):
+        for back in (min(8, page_back), page_back):
             if starts[-1] > 0:
-                starts.append(max(0, starts[0] - min(back, page_back)))
+                starts.append(max(0, starts[0] - back))
         for n, start in enumerate(dict.fromkeys(starts)):
             found = self._read_at(start, anchor_index, repair=n > 0)
             if found is not None:

@@ -10,7 +10,8 @@ Done in DuckDB, in one pass over the source. Every row gets
 A row is *unchanged* when ``reverse_etl.push_state`` holds the same hash for its key and
 target, i.e. the last push Planhat confirmed sent exactly this. Everything else is a
 candidate and is read into Python for validation. `full_push` makes every row a candidate.
-Rows sharing a key are always candidates: validation rejects them.
+Rows sharing a sourceId or an externalId are always candidates: validation rejects them,
+since Planhat would match them to one objective.
 """
 
 from __future__ import annotations
@@ -80,7 +81,12 @@ def plan_push(
                         ELSE 'row:' || payload_hash END AS push_key
             FROM hashed
         )
-        SELECT k.*, count(*) OVER (PARTITION BY k.push_key) AS key_rows,
+        SELECT k.*,
+               -- rows sharing any keyable are one objective to Planhat (it matches on
+               -- sourceId, then externalId): count the rows of the largest such share
+               greatest(count(*) OVER (PARTITION BY k.push_key),
+                        count(k.sid) OVER (PARTITION BY k.sid),
+                        count(k.eid) OVER (PARTITION BY k.eid)) AS key_rows,
                s.payload_hash AS state_hash, {known} AS known_id
         FROM keyed k
         LEFT JOIN {SCHEMA}.push_state s ON s.target = ? AND s.push_key = k.push_key

@@ -4,9 +4,12 @@ Planhat reports created and updated items by their keys (``insertsKeys``,
 ``updatesKeys``) and failed items in ``createdErrors`` / ``updatedErrors`` /
 ``permissionErrors``, whose entries name the item's keys (the client locates them).
 A row in no error list succeeded: ``created`` or ``updated`` when a key list names it,
-else ``unmodified`` (Planhat's ``nonupdates``). Only when Planhat reports an error it
-does not tie to any item is a row's outcome unknown; such rows count as failed, so
-the next run sends them again.
+else ``unmodified`` (Planhat's ``nonupdates``). A row's outcome is unknown, and the row
+counts as failed so that the next run sends it again (items are matched by key: resending
+creates nothing twice), when Planhat reports an error it does not tie to any item, and for
+a row Planhat never confirmed before (no known id) that is in no list when Planhat's
+``nonupdates`` count does not cover every such row. In a batch that was sent again after a
+lost answer, such a row that Planhat found unchanged is ``created``: the lost attempt made it.
 """
 
 from __future__ import annotations
@@ -93,6 +96,8 @@ def match_batch(
         if kind == "created":
             _assign_keyless(rows, errors, done, leftover_ids)
 
+    unconfirmed = _unconfirmed_reason(rows, errors, done, result, unlocated)
+    retried = any(request.attempts > 1 for request in result.requests)
     outcomes = []
     for position, row in enumerate(rows):
         if position in errors:
@@ -107,10 +112,34 @@ def match_batch(
                 error="outcome unknown: Planhat reported errors it did not tie to an item: "
                 + "; ".join(unlocated[:3]),
             )
+        elif row.known_id is None and unconfirmed is not None:
+            outcome = row.outcome("failed", batch=batch, error=unconfirmed)
+        elif row.known_id is None and retried:
+            # Planhat found it unchanged on the retry: the attempt whose answer was lost made it.
+            outcome = row.outcome("created", batch=batch)
         else:
             outcome = row.outcome("unmodified", batch=batch, planhat_id=row.known_id)
         outcomes.append(outcome)
     return outcomes
+
+
+def _unconfirmed_reason(
+    rows: Sequence[OutgoingRow],
+    errors: Mapping[int, list[str]],
+    done: Mapping[int, tuple[str, str | None]],
+    result: BulkUpsertResult,
+    unlocated: list[str],
+) -> str | None:
+    """Why rows in no list cannot be taken as unchanged, if they cannot."""
+    if unlocated:
+        return None
+    silent = sum(1 for p in range(len(rows)) if p not in errors and p not in done)
+    if silent > result.nonupdates:
+        return (
+            f"outcome unknown: Planhat counted {result.nonupdates} unchanged items but "
+            f"{silent} rows are in none of its lists; the next run sends them again"
+        )
+    return None
 
 
 def all_failed(rows: Sequence[OutgoingRow], batch: int | None, error: str) -> list[RowOutcome]:

@@ -302,9 +302,18 @@ class _Run:
 
 
 def _duplicate_reason(candidate: Candidate) -> str:
+    keys = ", ".join(
+        f"{name} {value}"
+        for name, value in (
+            ("sourceId", candidate.row.get("source_id")),
+            ("externalId", candidate.row.get("external_id")),
+        )
+        if value is not None and str(value).strip()
+    )
     return (
-        f"duplicate key: {candidate.key_rows} source rows share {_key_text(candidate.push_key)}; "
-        "Planhat would apply only one of them, so none is sent"
+        f"duplicate key: {candidate.key_rows} source rows share a key with this one "
+        f"({keys or _key_text(candidate.push_key)}); Planhat would match them to one "
+        "objective and apply only one of them, so none is sent"
     )
 
 
