@@ -32,7 +32,8 @@ from objectives_pipeline.sandbox.data import Tenant, generate_tenant
 from objectives_pipeline.warehouse import RowDropError, Warehouse, WarehouseError
 
 from .conftest import SandboxFactory
-from .fault_matrix import figures, landed
+from .dagster_helpers import materialization_metadata
+from .fault_matrix import extract, extract_config, failure_text, figures, landed
 
 DAY = date(2026, 11, 20)
 BIG = generate_tenant(20_000, 50, seed=20)
@@ -337,3 +338,46 @@ def test_every_run_is_complete_or_fails_keeping_the_previous_snapshot(
                 "ignore `offset`",
                 "one record per page",
             )
+
+
+# -- through Dagster ---------------------------------------------------------------------
+
+
+def test_through_dagster_a_sharp_drop_fails_the_run_unless_allowed(
+    sandbox: SandboxFactory, tmp_path: Path
+) -> None:
+    shop = sandbox(objectives=3000, companies=10, seed=30)
+    db = tmp_path / "o.duckdb"
+    first = extract(shop, db, "2026-11-19")
+    assert first.success
+    meta = materialization_metadata(first, "planhat_objectives")
+    assert meta["completeness_proof"] == "sorted_overlap" and meta["order_problem"] == ""
+    for oid in shop.store.ids()[:1500]:
+        shop.store.delete(oid)
+
+    refused = extract(shop, db, "2026-11-20")
+    assert not refused.success
+    text = failure_text(refused)
+    assert "50% fewer than the 3000 rows of snapshot 2026-11-19" in text
+    assert "allow_row_drop" in text
+    assert landed(db, "2026-11-20")[0] == 0  # nothing written
+
+    allowed = extract(
+        shop, db, "2026-11-20", run_config=extract_config(allow_row_drop=True)
+    )
+    assert allowed.success and landed(db, "2026-11-20")[0] == 1500
+
+
+def test_through_dagster_the_fallback_is_named_in_the_metadata(
+    sandbox: SandboxFactory, tmp_path: Path
+) -> None:
+    shuffled = sandbox(
+        objectives=3000, companies=10, seed=31, faults=Faults(list_order="insertion")
+    )
+    result = extract(shuffled, tmp_path / "o.duckdb", "2026-11-19")
+    assert result.success
+    meta = materialization_metadata(result, "planhat_objectives")
+    assert meta["completeness_proof"] == "fallback_consistent_order"
+    assert "came after" in str(meta["order_problem"])
+    # offsets 0 (2000), 1999 (1001: too many to tell the end from a cap), 2999 (the last alone)
+    assert meta["rows"] == 3000 and meta["fallback_requests"] == 3

@@ -288,8 +288,8 @@ def too_many(page: ObjectivePage, ids: list[str], limit: int) -> None:
 
 def empty_where_objectives_exist(offset: int, limit: int, seen: int) -> BadResponseError:
     return BadResponseError(
-        f"Planhat returned an empty page from offset {offset} down to offset 0 although "
-        f"{seen} objectives were paged before: the server stopped returning objectives "
+        f"Planhat returned no objectives from offset {offset} on (read back to offset 0), "
+        f"although {seen} objectives were paged before: the server stopped returning objectives "
         "mid-run (a maintenance window, a proxy, or a token that lost its rights). Nothing "
         "was loaded; run the extraction again later",
         request=label(offset, limit),
