@@ -12,7 +12,7 @@ trusted: every ``_id`` of a page must be a lowercase 24-hex ObjectId (those comp
 strings the way the server orders them; any other id shape, uppercase hex, UUIDs or a mix,
 has no order we may assume), the ids of a page must increase strictly, and a page asked
 from inside the previous page must hold, before the chain's last id, that page's records
-and no more than a quarter page of others (objectives created meanwhile). A page that breaks
+and few others (objectives created meanwhile: at most two, or a quarter of those records). A page that breaks
 this is read once more; if it still does, the proof is abandoned for the fallback.
 
 The argument. Let L be the effective page size (the server's cap when it caps) and page k
@@ -34,18 +34,17 @@ join. Repairs re-read page ranges, never one objective at a time, and are bounde
 (:data:`MAX_REPAIR_REQUESTS`, then :class:`BadResponseError`).
 
 The end. No page ends the listing because it is short: the server's cap may vary from
-request to request. A short page is followed by a confirmation, a page asked at the
-position of the chain's last record a (less the drift, at most an eighth of a page), and
-the listing ends when such a page holds a and at most a quarter of the largest page (or
-two records): a page that small was not cut by a cap, so it holds everything that came
-after a when it was fetched (assumed, and refused when seen on the first page: a server
-returns more than that when more are left).
-Otherwise the confirmation is accepted like any page and the next one is asked: objectives
-created at the end while we page are taken along, up to :data:`MAX_CONFIRMATIONS` pages in
-a row. Every objective that existed for the whole run is therefore in some accepted page;
-objectives created during the run are not owed. Pages in flight arrive in any order; each
-page waits for its predecessors, since a boundary can be judged only once both of its
-pages are in.
+request to request. The listing ends with a page that holds the chain's last record a and
+at most a quarter of the largest page (or two records): a page that small was not cut by a
+cap, so it holds everything that came after a when it was fetched (assumed, and refused
+when seen on the first page: a server returns more than that when more are left). A calm
+listing's last page is such a page; any other short page is followed by a confirmation, a
+page asked at the position of a (less the drift, at most an eighth of a page), accepted
+like any page if it is not the end: objectives created at the end while we page are taken
+along, up to :data:`MAX_CONFIRMATIONS` pages in a row. Every objective that existed for the
+whole run is therefore in some accepted page; objectives created during the run are not
+owed. Pages in flight arrive in any order; each page waits for its predecessors, since a
+boundary can be judged only once both of its pages are in.
 
 ``fallback_consistent_order`` (see :mod:`.snapshot_fallback`): pages in whatever order the
 server keeps, chained by the identity of the record they share, which holds for any order
@@ -457,8 +456,8 @@ class _Chain:
 
     def _starts_elsewhere(self, offset: int, ids: list[str]) -> bool:
         """A page asked from inside the latest page's offsets holds, before the chain's last
-        id, the latest page's records and at most a few created since (fewer than a quarter
-        page): many unknown ids there mean the pages follow no one order."""
+        id, the latest page's records and at most a few created since (two, or a quarter of
+        them): more unknown ids there mean the pages follow no one order."""
         if not (
             offset > 0
             and ids
@@ -468,7 +467,7 @@ class _Chain:
             return False
         below = ids[: bisect.bisect_left(ids, self._last)]
         unknown = sum(1 for oid in below if oid not in self._last_set)
-        return unknown > small_page(self._size)
+        return unknown > max(2, len(below) // 4)
 
     def _joins(self, offset: int, ids: list[str]) -> bool:
         return offset == 0 or (bool(ids) and self._last is not None and ids[0] <= self._last)
@@ -479,7 +478,7 @@ class _Chain:
         previous = self._last
         if not ids:
             raise empty_where_objectives_exist(page.offset, page.limit, self.stats.records)
-        ends = previous is not None and self._confirm and self._is_end(ids, page)
+        ends = previous is not None and self._is_end(ids, page)
         if ends and ids[-1] == self._last_ids[-1]:
             self._ended = True  # nothing came after the chain's last record
             return
@@ -517,14 +516,15 @@ class _Chain:
         yield SnapshotPage(page, repeats_first=exact, repair=repair)
 
     def _is_end(self, ids: list[str], page: ObjectivePage) -> bool:
-        """Whether a page asked after a short page holds everything past the chain."""
+        """Whether a page holding the chain's last record holds everything after it."""
         anchor = self._last_ids[-1]
         at = bisect.bisect_left(ids, anchor)
         if at == len(ids) or ids[at] != anchor:
             return False
         if len(ids) <= small_page(self._size):
             return True
-        self._budget.confirmation(page.offset, page.limit)
+        if self._confirm:
+            self._budget.confirmation(page.offset, page.limit)
         return False
 
     def _count_deleted(self, ids: list[str], previous: str) -> None:
