@@ -86,7 +86,10 @@ def main() -> None:
                         result = extract_snapshot(
                             client, Warehouse(db), DAY, ExtractOptions(max_row_drop_share=0.2)
                         )
-                        outcome, detail = "success", result.paging.completeness_proof
+                        paging = result.paging
+                        outcome, detail = "success", paging.completeness_proof
+                        if paging.order_problem:
+                            detail += f" ({paging.order_problem[:90]})"
                     except (PlanhatError, WarehouseError) as error:
                         outcome, detail = "fails", str(error)[:110]
                     requests = client.stats.requests

@@ -11,7 +11,7 @@ test double. Two proofs are tried, and the one that ran is
 trusted: every ``_id`` of a page must be a lowercase 24-hex ObjectId (those compare as
 strings the way the server orders them; any other id shape, uppercase hex, UUIDs or a mix,
 has no order we may assume), the ids of a page must increase strictly, and a page asked
-from inside the previous page must hold, before the chain's last id, that page's records
+from inside the previous page must hold, before that page's last id, its records
 and few others (objectives created meanwhile: at most two, or a quarter of those records). A page that breaks
 this is read once more; if it still does, the proof is abandoned for the fallback.
 
@@ -34,17 +34,18 @@ join. Repairs re-read page ranges, never one objective at a time, and are bounde
 (:data:`MAX_REPAIR_REQUESTS`, then :class:`BadResponseError`).
 
 The end. No page ends the listing because it is short: the server's cap may vary from
-request to request. The listing ends with a page that holds the chain's last record a and
-at most a quarter of the largest page (or two records): a page that small was not cut by a
-cap, so it holds everything that came after a when it was fetched (assumed, and refused
-when seen on the first page: a server returns more than that when more are left). A calm
-listing's last page is such a page; any other short page is followed by a confirmation, a
-page asked at the position of a (less the drift, at most an eighth of a page), accepted
-like any page if it is not the end: objectives created at the end while we page are taken
-along, up to :data:`MAX_CONFIRMATIONS` pages in a row. Every objective that existed for the
-whole run is therefore in some accepted page; objectives created during the run are not
-owed. Pages in flight arrive in any order; each page waits for its predecessors, since a
-boundary can be judged only once both of its pages are in.
+request to request. The listing ends with a page that joins the chain and holds at most a
+quarter of the largest page (or two records): a page that small was not cut by a cap, so
+it holds every record from its first on that existed when it was fetched, and the chain
+covers everything before (assumed, and refused when seen on the first page: a server
+returns more than that when more are left). A calm listing's last page is such a page; any
+other short page is followed by a confirmation, a page asked at the position of the chain's
+last record (less the drift, at most an eighth of a page), accepted like any page if it is
+not the end: objectives created at the end while we page are taken along, up to
+:data:`MAX_CONFIRMATIONS` pages in a row. Every objective that existed for the whole run is
+therefore in some accepted page; objectives created during the run are not owed. Pages in
+flight arrive in any order; each page waits for its predecessors, since a boundary can be
+judged only once both of its pages are in.
 
 ``fallback_consistent_order`` (see :mod:`.snapshot_fallback`): pages in whatever order the
 server keeps, chained by the identity of the record they share, which holds for any order
@@ -455,8 +456,8 @@ class _Chain:
         yield from self._accept(page, ids)
 
     def _starts_elsewhere(self, offset: int, ids: list[str]) -> bool:
-        """A page asked from inside the latest page's offsets holds, before the chain's last
-        id, the latest page's records and at most a few created since (two, or a quarter of
+        """A page asked from inside the latest page's offsets holds, before that page's last
+        id, its records and at most a few created since (two, or a quarter of
         them): more unknown ids there mean the pages follow no one order."""
         if not (
             offset > 0
@@ -465,7 +466,7 @@ class _Chain:
             and self._last_offset <= offset < self._last_offset + self._last_count
         ):
             return False
-        below = ids[: bisect.bisect_left(ids, self._last)]
+        below = ids[: bisect.bisect_left(ids, self._last_ids[-1])]
         unknown = sum(1 for oid in below if oid not in self._last_set)
         return unknown > max(2, len(below) // 4)
 
@@ -516,11 +517,7 @@ class _Chain:
         yield SnapshotPage(page, repeats_first=exact, repair=repair)
 
     def _is_end(self, ids: list[str], page: ObjectivePage) -> bool:
-        """Whether a page holding the chain's last record holds everything after it."""
-        anchor = self._last_ids[-1]
-        at = bisect.bisect_left(ids, anchor)
-        if at == len(ids) or ids[at] != anchor:
-            return False
+        """Whether a page that joins the chain holds everything after its first record."""
         if len(ids) <= small_page(self._size):
             return True
         if self._confirm:
