@@ -123,9 +123,10 @@ def _probe_second_page(client: PlanhatClient, probe: ServerProbe, ids: list[str]
         if probe.sort_kept:
             probe.sort_kept = False
             probe.order_problem = "pages do not follow one another"
-    if probe.sort_kept and sorted_order_problem(second):
+    later_problem = sorted_order_problem(second) if probe.sort_kept else None
+    if later_problem:
         probe.sort_kept = False
-        probe.order_problem = sorted_order_problem(second)
+        probe.order_problem = later_problem
     if len(ids) < MAX_PAGE_SIZE and len(second) > 1:
         probe.page_cap = len(ids)
         probe.notes.append(f"the server caps pages at {len(ids)} records (asked {MAX_PAGE_SIZE})")

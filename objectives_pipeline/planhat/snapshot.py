@@ -182,7 +182,7 @@ def snapshot_pages(
     if limit < 2:
         raise ValueError("overlapping pages need a limit of at least 2")
     stats = stats or SnapshotStats()
-    budget = _Budget(stats, max_repair_requests, deadline)
+    budget = Budget(stats, max_repair_requests, deadline)
     sorted_chain = _Chain(fetch, limit, max(1, in_flight), stats, budget, expected)
     return _with_fallback(sorted_chain, fetch, limit, stats, budget, exists)
 
@@ -192,7 +192,7 @@ def _with_fallback(
     fetch: FetchPage,
     limit: int,
     stats: SnapshotStats,
-    budget: _Budget,
+    budget: Budget,
     exists: Exists | None,
 ) -> Iterator[SnapshotPage]:
     from .snapshot_fallback import ConsistentOrderChain
@@ -208,8 +208,8 @@ def _with_fallback(
     yield from fallback.run()
 
 
-class _Budget:
-    """The bounds shared by both proofs: repair requests and the run's deadline."""
+class Budget:
+    """The bounds shared by both proofs (used by :mod:`.snapshot_fallback` too): repair requests and the run's deadline."""
 
     def __init__(self, stats: SnapshotStats, max_repairs: int, deadline: float | None) -> None:
         self.stats = stats
@@ -321,7 +321,7 @@ class _Chain:
         limit: int,
         in_flight: int,
         stats: SnapshotStats,
-        budget: _Budget,
+        budget: Budget,
         expected: int | None,
     ) -> None:
         self._fetch_page = fetch
@@ -494,8 +494,9 @@ class _Chain:
                 request=label(page.offset, page.limit),
                 retryable=False,
             )
+        present = set(ids)
         if previous is not None:
-            self._count_deleted(ids, previous)
+            self._count_deleted(ids, previous, present)
             if not exact:
                 self.stats.overlapping_pages += 1
         self.stats.pages += 1
@@ -508,7 +509,7 @@ class _Chain:
         if previous is None or ids[-1] > previous:
             self._last = ids[-1]
         self._last_ids = ids
-        self._last_set = set(ids)
+        self._last_set = present
         self._last_offset = page.offset
         self._last_count = len(ids)
         self.stats.page_size = self._size
@@ -524,12 +525,11 @@ class _Chain:
             self._budget.confirmation(page.offset, page.limit)
         return False
 
-    def _count_deleted(self, ids: list[str], previous: str) -> None:
+    def _count_deleted(self, ids: list[str], previous: str, present: set[str]) -> None:
         """Ids of the previous page within this page's range, missing from it."""
         low = bisect.bisect_left(self._last_ids, ids[0])
         high = bisect.bisect_right(self._last_ids, min(ids[-1], previous))
         if high > low:
-            present = set(ids)
             self.stats.deleted_seen += sum(
                 1 for oid in self._last_ids[low:high] if oid not in present
             )

@@ -34,11 +34,11 @@ from collections.abc import Iterator
 from .errors import BadResponseError, NotFoundError
 from .models import ObjectivePage
 from .snapshot import (
+    Budget,
     Exists,
     FetchPage,
     SnapshotPage,
     SnapshotStats,
-    _Budget,
     empty_where_objectives_exist,
     label,
     record_ids,
@@ -58,7 +58,7 @@ class ConsistentOrderChain:
         fetch: FetchPage,
         limit: int,
         stats: SnapshotStats,
-        budget: _Budget,
+        budget: Budget,
         exists: Exists | None,
         seen_before: int = 0,
     ) -> None:
@@ -89,10 +89,7 @@ class ConsistentOrderChain:
             )
         yield self._accept(page, ids)
         while True:
-            found = self._next()
-            if found is None:
-                return
-            page, ids, anchor_at = found
+            page, ids, anchor_at = self._next()
             after = ids[anchor_at + 1 :]
             if not after and anchor_at == 0:
                 return  # asked at the anchor, and nothing came after it
@@ -159,7 +156,7 @@ class ConsistentOrderChain:
         self._tail_offset = page.offset
         return SnapshotPage(page, repeats_first=False)
 
-    def _next(self) -> tuple[ObjectivePage, list[str], int] | None:
+    def _next(self) -> tuple[ObjectivePage, list[str], int]:
         """The next page holding the anchor, its ids and the anchor's index in them."""
         anchor_index = len(self._tail) - 1
         at = self._tail_offset + anchor_index
