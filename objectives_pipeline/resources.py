@@ -123,10 +123,20 @@ class PlanhatResource(dg.ConfigurableResource):  # type: ignore[type-arg]
         return self.uses_sandbox or bool(self.tenant_uuid and self.tenant_uuid.strip())
 
     def describe_target(self) -> str:
-        """Where requests go, safe to log (never the token)."""
+        """Where requests go, safe to log (never the token). A `base_url` without a token is a
+        `ConfigError` here too, so that not even a dry run names the sandbox for a tenant."""
         if self.uses_sandbox:
+            self._refuse_url_without_token()
             return f"embedded sandbox ({self.sandbox_dir})"
         return self.base_url or DEFAULT_BASE_URL
+
+    def _refuse_url_without_token(self) -> None:
+        if self.base_url:  # even the default host: a set URL means a real tenant
+            raise ConfigError(
+                f"PLANHAT_BASE_URL is set to {self.base_url} but PLANHAT_API_TOKEN is not set. "
+                "Set PLANHAT_API_TOKEN to a Planhat private-app token, or unset PLANHAT_BASE_URL "
+                "to run against the embedded sandbox."
+            )
 
     def get_client(self, log: logging.Logger | dg.DagsterLogManager | None = None) -> PlanhatClient:
         retry = RetryPolicy(
@@ -148,12 +158,7 @@ class PlanhatResource(dg.ConfigurableResource):  # type: ignore[type-arg]
                 tenant_uuid=self.tenant_uuid,
                 analytics_url=self.analytics_url or DEFAULT_ANALYTICS_URL,
             )
-        if self.base_url:  # even the default host: a set URL means a real tenant
-            raise ConfigError(
-                f"PLANHAT_BASE_URL is set to {self.base_url} but PLANHAT_API_TOKEN is not set. "
-                "Set PLANHAT_API_TOKEN to a Planhat private-app token, or unset PLANHAT_BASE_URL "
-                "to run against the embedded sandbox."
-            )
+        self._refuse_url_without_token()
         # Only here: a deployment with a token never imports the sandbox or its web stack.
         from objectives_pipeline.sandbox.app import SANDBOX_TENANT_UUID
         from objectives_pipeline.sandbox.embedded import ensure_sandbox

@@ -51,8 +51,9 @@ DEFAULT_AT_RISK_THRESHOLD = 2.0
 DEFAULT_ALERT_DROP = 1.0
 DEFAULT_ALERT_WINDOW_DAYS = 7
 
-# Schedule and partitions
-DEFAULT_START_DATE = "2026-01-01"
+# Schedule and partitions (the partitions' start: objectives_pipeline.snapshot_dates)
+#: How many days before today a snapshot may still be labelled (a late retry of yesterday).
+DEFAULT_PAST_SNAPSHOT_GRACE_DAYS = 1
 DEFAULT_TIMEZONE = "UTC"
 DEFAULT_SCHEDULE_CRON = "0 6 * * *"
 
@@ -65,6 +66,7 @@ DUCKDB_PATH_ENV_VAR = "OBJECTIVES_DUCKDB_PATH"
 MEMORY_LIMIT_ENV_VAR = "OBJECTIVES_DUCKDB_MEMORY_LIMIT"
 ALERT_WEBHOOK_ENV_VAR = "OBJECTIVES_ALERT_WEBHOOK_URL"
 START_DATE_ENV_VAR = "OBJECTIVES_START_DATE"
+ALLOW_PAST_SNAPSHOTS_ENV_VAR = "OBJECTIVES_ALLOW_PAST_SNAPSHOTS"
 TIMEZONE_ENV_VAR = "OBJECTIVES_TIMEZONE"
 SCHEDULE_CRON_ENV_VAR = "OBJECTIVES_SCHEDULE_CRON"
 #: SQL-model variables settable from the environment: variable name -> model variable.
@@ -88,7 +90,10 @@ class Settings:
     alert_webhook_url: str | None = field(default=None, repr=False)
     #: SQL-model variables set in the environment, unparsed (model variable -> text).
     sql_variables: Mapping[str, str] = field(default_factory=dict)
-    start_date: str = DEFAULT_START_DATE
+    #: OBJECTIVES_START_DATE; None: the first snapshot's date (see `snapshot_dates`).
+    start_date: str | None = None
+    #: OBJECTIVES_ALLOW_PAST_SNAPSHOTS: snapshots may be labelled with any past date.
+    allow_past_snapshots: bool = False
     timezone: str = DEFAULT_TIMEZONE
     schedule_cron: str = DEFAULT_SCHEDULE_CRON
 
@@ -118,7 +123,9 @@ def read_env(environ: Mapping[str, str] | None = None) -> Settings:
             for name, variable in SQL_MODEL_ENV_VARS.items()
             if (value := text(name)) is not None
         },
-        start_date=text(START_DATE_ENV_VAR) or DEFAULT_START_DATE,
+        start_date=text(START_DATE_ENV_VAR),
+        allow_past_snapshots=(text(ALLOW_PAST_SNAPSHOTS_ENV_VAR) or "").lower()
+        in {"1", "true", "yes"},
         timezone=text(TIMEZONE_ENV_VAR) or DEFAULT_TIMEZONE,
         schedule_cron=text(SCHEDULE_CRON_ENV_VAR) or DEFAULT_SCHEDULE_CRON,
     )

@@ -2,6 +2,13 @@
 
 from __future__ import annotations
 
+import os
+
+# The tests label snapshots with fixed dates from 2026-01-01 on (snapshot_dates): set before
+# the definitions are imported, inherited by every process the tests start.
+os.environ.setdefault("OBJECTIVES_START_DATE", "2026-01-01")
+os.environ.setdefault("OBJECTIVES_ALLOW_PAST_SNAPSHOTS", "true")
+
 from collections.abc import Callable, Iterator
 from typing import Any
 

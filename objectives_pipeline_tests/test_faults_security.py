@@ -43,7 +43,7 @@ def run_everything(server: SandboxServer, db: Path, home: Path) -> tuple[list[st
         }
     )
     push = defs.resolve_job_def("push_objectives_to_planhat")
-    push_config = {"ops": {"push_objectives": {"config": {"source": "push_source"}}}}
+    push_config = {"ops": {"push_objectives": {"config": {"source": "push_source", "enabled": True}}}}
     texts: list[str] = []
     home.mkdir()
     with dg.DagsterInstance.local_temp(tempdir=str(home)) as instance:

@@ -54,6 +54,8 @@ def make_source(db: Path, rows: int, *, table: str = "objectives_to_push") -> No
 def run_push(
     srv: SandboxServer, db: Path, *, max_attempts: int = 4, timeout: float = 60.0, **config: Any
 ) -> dg.ExecuteInProcessResult:
+    # The sandbox stands in for a real tenant here: writing it is enabled, as a user would.
+    config.setdefault("enabled", True)
     return push_objectives_to_planhat.execute_in_process(
         run_config={"ops": {"push_objectives": {"config": config}}},
         resources={

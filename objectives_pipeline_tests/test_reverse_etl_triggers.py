@@ -49,7 +49,7 @@ def test_the_push_command_runs_the_job_and_prints_what_happened(tmp_path: Path) 
         write_crm_csv(tmp_path / "data" / "crm" / "crm_objectives.csv", rows)
         dry = _push(srv, tmp_path, "--refresh", "--dry-run")
         srv.faults.bulk_item_error_source_ids = {"crm-OPP-000003", "crm-OPP-000011"}
-        real = _push(srv, tmp_path, "--batch-size", "25")
+        real = _push(srv, tmp_path, "--batch-size", "25", "--yes")
         put_sizes = [r.n_items for r in srv.request_log if r.method == "PUT"]
 
     assert dry.returncode == 0, dry.stderr[-2000:]

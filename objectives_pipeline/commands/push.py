@@ -13,13 +13,18 @@ from typing import Any
 import dagster as dg
 
 from objectives_pipeline.commands.runs import print_failure, run_assets, run_job
+from objectives_pipeline.defs.reverse_etl import OP_NAME
 
 JOB_NAME = "push_objectives_to_planhat"
-OP_NAME = "push_objectives"
 REFRESH_ASSETS = ("crm_objectives", "objectives_to_push")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--yes",
+        action="store_true",
+        help="enable writing the real tenant (needed the first time; remembered afterwards)",
+    )
     parser.add_argument("--source", help="table or view to push (default: objectives_to_push)")
     parser.add_argument("--dry-run", action="store_true", help="everything except the PUT requests")
     parser.add_argument(
@@ -54,6 +59,8 @@ def run_config(args: argparse.Namespace) -> dict[str, Any]:
     for name in ("dry_run", "full_push", "allow_create_without_key"):
         if getattr(args, name):
             config[name] = True
+    if args.yes:
+        config["enabled"] = True
     return {
         "ops": {OP_NAME: {"config": config}},
         "loggers": {"console": {"config": {"log_level": "INFO"}}},

@@ -6,7 +6,7 @@ from typing import Any
 import dagster as dg
 from pydantic import Field
 
-from objectives_pipeline.defs.partitions import daily_partitions
+from objectives_pipeline.defs.partitions import TIMEZONE, daily_partitions
 from objectives_pipeline.extract import ExtractOptions, ExtractResult, extract_snapshot
 from objectives_pipeline.planhat import MAX_PAGE_SIZE, PlanhatError
 from objectives_pipeline.resources import PlanhatResource, WarehouseResource
@@ -15,6 +15,12 @@ from objectives_pipeline.settings import (
     DEFAULT_PAGES_IN_FLIGHT,
     DEFAULT_RUN_BUDGET_SECONDS,
     DUCKDB_POOL,
+    read_env,
+)
+from objectives_pipeline.snapshot_dates import (
+    past_snapshot_refusal,
+    record_snapshot_date,
+    today_in,
 )
 from objectives_pipeline.warehouse import (
     RAW_OBJECTIVES_TABLE,
@@ -124,6 +130,12 @@ def planhat_objectives(
     warehouse: WarehouseResource,
 ) -> dg.MaterializeResult:  # type: ignore[type-arg]  # with check specs Dagster rejects MaterializeResult[None]
     snapshot_date = date.fromisoformat(context.partition_key)
+    today = today_in(TIMEZONE)
+    refusal = past_snapshot_refusal(
+        snapshot_date, today, allowed=read_env().allow_past_snapshots
+    )
+    if refusal is not None:
+        raise dg.Failure(description=f"Snapshot {snapshot_date} refused: {refusal}")
     wh = warehouse.get_warehouse()
     context.log.info(f"Extracting objectives from {planhat.describe_target()} for {snapshot_date}")
     options = ExtractOptions(
@@ -146,8 +158,19 @@ def planhat_objectives(
         ) from exc
     quality = result.load.quality  # computed in the load's transaction: nothing is read again
     assert quality is not None, "extract_snapshot was given a health_range"
+    record_snapshot_date(warehouse.path, snapshot_date)
+    relabelled = snapshot_date != today
+    if relabelled:
+        context.log.warning(
+            f"Snapshot relabelled: the objectives as they are on {today} are stored under "
+            f"{snapshot_date}."
+        )
     return dg.MaterializeResult(
-        metadata=_metadata(result, planhat, quality.preview),
+        metadata={
+            **_metadata(result, planhat, quality.preview),
+            "relabelled": relabelled,
+            "captured_on": today.isoformat(),
+        },
         check_results=_check_results(quality, config),
     )
 

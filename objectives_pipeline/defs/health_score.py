@@ -12,7 +12,12 @@ from datetime import date
 import dagster as dg
 from pydantic import Field
 
-from objectives_pipeline.defs.partitions import daily_partitions
+from objectives_pipeline.defs.partitions import TIMEZONE, daily_partitions
+from objectives_pipeline.defs.tenant_writes import (
+    HEALTH_WRITEBACK,
+    not_enabled_message,
+    writes_enabled,
+)
 from objectives_pipeline.resources import PlanhatResource, WarehouseResource
 from objectives_pipeline.reverse_etl import PushPolicy, SourceError
 from objectives_pipeline.reverse_etl.health_writeback import (
@@ -21,7 +26,13 @@ from objectives_pipeline.reverse_etl.health_writeback import (
     WritebackOptions,
     write_health_back,
 )
-from objectives_pipeline.settings import DUCKDB_POOL
+from objectives_pipeline.settings import (
+    ALLOW_PAST_SNAPSHOTS_ENV_VAR,
+    DEFAULT_PAST_SNAPSHOT_GRACE_DAYS,
+    DUCKDB_POOL,
+    read_env,
+)
+from objectives_pipeline.snapshot_dates import past_snapshot_refusal, today_in
 
 GROUP = "health_score"
 ASSET = "planhat_company_health"
@@ -34,8 +45,16 @@ class HealthWritebackConfig(dg.Config):
     enabled: bool | None = Field(
         default=None,
         description=(
-            "Write to Planhat. Unset: on for the embedded sandbox, off with PLANHAT_API_TOKEN "
-            "(set it to true to write your tenant)."
+            "Write to Planhat. Unset: on for the embedded sandbox; for a real tenant only once a "
+            "run enabled it (true), which the warehouse then remembers. false: nothing is written."
+        ),
+    )
+    write_past_date: bool = Field(
+        default=False,
+        description=(
+            f"Write a partition dated more than {DEFAULT_PAST_SNAPSHOT_GRACE_DAYS} day(s) before "
+            "today: its field value would replace today's, and its metric point is only true if "
+            "that day's snapshot was taken that day. Off: such a run writes nothing."
         ),
     )
     field_name: str = Field(
@@ -85,18 +104,37 @@ def planhat_company_health(
     planhat: PlanhatResource,
     warehouse: WarehouseResource,
 ) -> Iterator[dg.MaterializeResult[None]]:
-    enabled = planhat.uses_sandbox if config.enabled is None else config.enabled
     target = planhat.describe_target()
+    snapshot_date = date.fromisoformat(context.partition_key)
+    allowed = config.write_past_date or read_env().allow_past_snapshots
+    if not allowed and past_snapshot_refusal(snapshot_date, today_in(TIMEZONE), allowed=False):
+        context.log.warning(
+            f"Health write-back of {snapshot_date} to {target} skipped, nothing was written: "
+            f"{snapshot_date} is a past date (write_past_date: true, or "
+            f"{ALLOW_PAST_SNAPSHOTS_ENV_VAR}=true, writes it anyway)."
+        )
+        return
+    enabled = writes_enabled(
+        planhat,
+        warehouse,
+        writer=HEALTH_WRITEBACK,
+        enabled=config.enabled,
+        run_id=context.run.run_id,
+    )
     if not enabled:
         context.log.warning(
-            f"Health write-back to {target} is off, nothing was written: it writes a real Planhat "
-            f"tenant only when enabled (run config: ops: {ASSET}: config: enabled: true)."
+            not_enabled_message(
+                target,
+                "The health write-back",
+                f"ops: {ASSET}: config",
+                "objectives-pipeline run --write-back --yes",
+            )
         )
         return
     push_metric = planhat.has_tenant_uuid if config.push_metric is None else config.push_metric
     try:
         options = WritebackOptions(
-            snapshot_date=date.fromisoformat(context.partition_key),
+            snapshot_date=snapshot_date,
             field_name=config.field_name,
             at_risk_field=config.at_risk_field,
             push_metric=push_metric,

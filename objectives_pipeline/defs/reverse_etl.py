@@ -14,9 +14,12 @@ import dagster as dg
 from pydantic import Field
 
 from objectives_pipeline.defs.extract_assets import TABLE_NAME
+from objectives_pipeline.defs.tenant_writes import PUSH, not_enabled_message, writes_enabled
 from objectives_pipeline.resources import PlanhatResource, WarehouseResource
 from objectives_pipeline.reverse_etl import (
     CRM_COLUMNS,
+    DEMO_MARK,
+    DEMO_MARK_COLUMN,
     MAX_BATCH_SIZE,
     PushOptions,
     PushPolicy,
@@ -30,9 +33,16 @@ from objectives_pipeline.reverse_etl.crm import sandbox_companies
 from objectives_pipeline.settings import DEFAULT_BATCH_SIZE, DUCKDB_POOL
 
 GROUP = "reverse_etl"
+OP_NAME = "push_objectives"
 CRM_TABLE = "crm.objectives"
+#: One row: where crm.objectives was loaded from and whether it is the sandbox's demo export.
+CRM_ORIGIN_TABLE = "crm.export_origin"
 DEFAULT_CRM_EXPORT = "data/crm/crm_objectives.csv"
+#: The demo export, inside the sandbox's state folder: `make clean` removes it with the sandbox.
+DEMO_CRM_EXPORT_NAME = "demo_crm_objectives.csv"
 DEFAULT_SOURCE = "objectives_to_push"
+#: Relations built from crm.objectives: never pushed to a real tenant while it holds the demo.
+CRM_DERIVED_SOURCES = (DEFAULT_SOURCE, CRM_TABLE)
 
 
 class CrmExportConfig(dg.Config):
@@ -45,8 +55,9 @@ class CrmExportConfig(dg.Config):
     generate_if_missing: bool = Field(
         default=True,
         description=(
-            "With the embedded sandbox only: when the file does not exist, write a demo export "
-            "whose company references resolve in the sandbox."
+            "With the embedded sandbox only: when csv_path does not exist, load a demo export "
+            f"(written once to the sandbox folder as {DEMO_CRM_EXPORT_NAME}) whose company "
+            "references resolve in the sandbox. A demo export is never loaded with a token."
         ),
     )
     demo_rows: int = Field(default=500, ge=8, le=1_000_000, description="Rows of a demo export.")
@@ -72,24 +83,27 @@ def crm_objectives(
 ) -> dg.MaterializeResult[None]:
     path = Path(config.csv_path)
     generated = False
+    if not path.is_file() and config.generate_if_missing and planhat.uses_sandbox:
+        path = Path(planhat.sandbox_dir) / DEMO_CRM_EXPORT_NAME
+        if not path.is_file():
+            companies = sandbox_companies(planhat.sandbox_companies, config.demo_seed)
+            rows = generate_crm_objectives(companies, config.demo_rows, seed=config.demo_seed)
+            write_crm_csv(path, rows, demo=True)
+            generated = True
+            context.log.info(f"Wrote a demo CRM export with {len(rows)} rows to {path}")
     if not path.is_file():
-        if not (config.generate_if_missing and planhat.uses_sandbox):
-            raise dg.Failure(
-                description=(
-                    f"No CRM export at {path}. Put your export there (a CSV with the columns "
-                    f"{', '.join(CRM_COLUMNS)}), or set csv_path to it."
-                )
+        raise dg.Failure(
+            description=(
+                f"No CRM export at {path}. Put your export there (a CSV with the columns "
+                f"{', '.join(CRM_COLUMNS)}), or set csv_path to it."
             )
-        companies = sandbox_companies(planhat.sandbox_companies, config.demo_seed)
-        rows = generate_crm_objectives(companies, config.demo_rows, seed=config.demo_seed)
-        write_crm_csv(path, rows)
-        generated = True
-        context.log.info(f"Wrote a demo CRM export with {len(rows)} rows to {path}")
+        )
     with warehouse.get_warehouse().connect() as con:
         header = con.execute(
             "DESCRIBE SELECT * FROM read_csv(?, header = true, all_varchar = true)", [str(path)]
         ).fetchall()
-        missing = [c for c in CRM_COLUMNS if c not in {str(row[0]) for row in header}]
+        columns = {str(row[0]) for row in header}
+        missing = [c for c in CRM_COLUMNS if c not in columns]
         if missing:
             raise dg.Failure(
                 description=(
@@ -97,12 +111,36 @@ def crm_objectives(
                     f"{', '.join(CRM_COLUMNS)}."
                 )
             )
+        demo = DEMO_MARK_COLUMN in columns and bool(
+            con.execute(
+                f'SELECT count(*) FROM read_csv(?, header = true, all_varchar = true) '
+                f'WHERE "{DEMO_MARK_COLUMN}" = ?',
+                [str(path), DEMO_MARK],
+            ).fetchone()[0]  # type: ignore[index]
+        )
+        if demo and not planhat.uses_sandbox:
+            raise dg.Failure(
+                description=(
+                    f"{path} is the demo export generated for the embedded sandbox "
+                    f"({DEMO_MARK_COLUMN} = {DEMO_MARK!r}); it is never loaded to be pushed to "
+                    f"{planhat.describe_target()}. Put your CRM's export at {DEFAULT_CRM_EXPORT} "
+                    "(or set csv_path); `make clean` removes the demo's files."
+                )
+            )
         con.execute("CREATE SCHEMA IF NOT EXISTS crm")
+        con.execute("BEGIN")
         con.execute(
             f"CREATE OR REPLACE TABLE {CRM_TABLE} AS SELECT {', '.join(CRM_COLUMNS)} "
             "FROM read_csv(?, header = true, all_varchar = true)",
             [str(path)],
         )
+        con.execute(
+            f"CREATE OR REPLACE TABLE {CRM_ORIGIN_TABLE} AS "
+            "SELECT ?::VARCHAR AS csv_path, ?::BOOLEAN AS demo, now() AS loaded_at, "
+            "?::VARCHAR AS run_id",
+            [str(path), demo, context.run.run_id],
+        )
+        con.execute("COMMIT")
         count = con.execute(f"SELECT count(*) FROM {CRM_TABLE}").fetchone()
     rows_loaded = int(count[0]) if count else 0
     return dg.MaterializeResult(
@@ -110,6 +148,7 @@ def crm_objectives(
             "dagster/row_count": rows_loaded,
             "csv_path": str(path),
             "generated_demo_export": generated,
+            "demo_export": demo,
         }
     )
 
@@ -117,6 +156,13 @@ def crm_objectives(
 class PushConfig(dg.Config):
     """Run configuration of `push_objectives_to_planhat`."""
 
+    enabled: bool | None = Field(
+        default=None,
+        description=(
+            "Write to Planhat. Unset: on for the embedded sandbox; for a real tenant only once a "
+            "run enabled it (true), which the warehouse then remembers. false: nothing is sent."
+        ),
+    )
     source: str = Field(
         default=DEFAULT_SOURCE,
         description=(
@@ -147,7 +193,7 @@ class PushConfig(dg.Config):
 
 
 @dg.op(
-    name="push_objectives",
+    name=OP_NAME,
     pool=DUCKDB_POOL,
     description=(
         "Upsert the changed rows of `source` into Planhat in bulk; every row's outcome goes to "
@@ -169,6 +215,19 @@ def push_objectives_op(
         policy=PushPolicy(config.max_failed_share, config.max_rejected_share),
     )
     target = planhat.describe_target()
+    if not planhat.uses_sandbox:
+        refusal = demo_source_refusal(warehouse, config.source, target)
+        if refusal:
+            raise dg.Failure(description=refusal)
+    enabled = writes_enabled(
+        planhat, warehouse, writer=PUSH, enabled=config.enabled, run_id=context.run_id
+    )
+    if not enabled and not config.dry_run:
+        raise dg.Failure(
+            description=not_enabled_message(
+                target, "The push", f"ops: {OP_NAME}: config", "objectives-pipeline push --yes"
+            )
+        )
     context.log.info(f"Pushing {config.source} to {target}{' (dry run)' if config.dry_run else ''}")
     try:
         report = push_objectives(
@@ -186,6 +245,29 @@ def push_objectives_op(
         raise dg.Failure(description=report.summary(), metadata=metadata)
     context.log.info(report.summary())
     yield dg.Output(report.counts(), metadata=metadata)
+
+
+def demo_source_refusal(warehouse: WarehouseResource, source: str, target: str) -> str | None:
+    """Why `source` may not be pushed to the real tenant `target`: it is built from the demo
+    CRM export generated for the sandbox. None when it may."""
+    if source.lower() not in CRM_DERIVED_SOURCES:
+        return None
+    with warehouse.get_warehouse().connect() as con:
+        found = con.execute(
+            "SELECT count(*) FROM information_schema.tables "
+            "WHERE table_schema = 'crm' AND table_name = 'export_origin'"
+        ).fetchone()
+        if not (found and found[0]):
+            return None
+        origin = con.execute(f"SELECT csv_path, demo FROM {CRM_ORIGIN_TABLE}").fetchone()
+    if origin is None or not origin[1]:
+        return None
+    return (
+        f"{source} is built from the demo CRM export {origin[0]}, generated for the embedded "
+        f"sandbox: it is never pushed to {target}. Load your CRM's export first "
+        f"(objectives-pipeline push --refresh, with it at {DEFAULT_CRM_EXPORT}); `make clean` "
+        "removes the demo's files and the DuckDB file."
+    )
 
 
 def push_metadata(report: PushReport) -> dict[str, Any]:
@@ -230,7 +312,8 @@ def push_objectives_to_planhat() -> None:
     minimum_interval_seconds=30,
     description=(
         "Runs push_objectives_to_planhat (default config) after each materialization of "
-        "objectives_to_push. Off by default: turn it on in the UI (Automation)."
+        "objectives_to_push. Off by default: turn it on in the UI (Automation). Against a real "
+        "tenant its runs push only once a push was enabled (push --yes)."
     ),
 )
 def push_after_objectives_to_push(

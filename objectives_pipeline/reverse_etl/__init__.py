@@ -12,7 +12,7 @@ No Dagster here: `objectives_pipeline.defs.reverse_etl` wraps it in an op.
 """
 
 from .audit import FAILURE_OUTCOMES, SCHEMA, SUCCESS_OUTCOMES, ensure_audit_tables
-from .crm import CRM_COLUMNS, generate_crm_objectives, write_crm_csv
+from .crm import CRM_COLUMNS, DEMO_MARK, DEMO_MARK_COLUMN, generate_crm_objectives, write_crm_csv
 from .errors import ReverseEtlError, SourceError
 from .push import MAX_BATCH_SIZE, PushLog, PushOptions, push_objectives
 from .report import ProblemRow, PushPolicy, PushReport
@@ -21,6 +21,8 @@ from .validation import PushRow, validate_row
 
 __all__ = [
     "CRM_COLUMNS",
+    "DEMO_MARK",
+    "DEMO_MARK_COLUMN",
     "FAILURE_OUTCOMES",
     "MAX_BATCH_SIZE",
     "SCHEMA",

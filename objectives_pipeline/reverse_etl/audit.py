@@ -9,6 +9,8 @@ table                       one row per
 ``rejected_rows``           row refused before sending: the row as read, the reason
 ``push_state``              (target, key): the payload hash and ``_id`` of the last
                             push that Planhat confirmed; drives "send only changes"
+``enabled_targets``         (target, writer) a user enabled once: the push or the health
+                            write-back may write that real tenant from then on
 ==========================  =========================================================
 
 Outcomes in ``push_results``: ``created``, ``updated``, ``unmodified`` (Planhat matched
@@ -95,6 +97,12 @@ CREATE TABLE IF NOT EXISTS {SCHEMA}.push_state (
     pushed_at TIMESTAMP NOT NULL,
     run_id VARCHAR NOT NULL
 );
+CREATE TABLE IF NOT EXISTS {SCHEMA}.enabled_targets (
+    target VARCHAR NOT NULL,
+    writer VARCHAR NOT NULL,
+    enabled_at TIMESTAMP NOT NULL,
+    run_id VARCHAR NOT NULL
+);
 """
 
 
@@ -134,6 +142,28 @@ def now_utc() -> datetime:
 
 def ensure_audit_tables(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(DDL)
+
+
+def is_enabled(con: duckdb.DuckDBPyConnection, target: str, writer: str) -> bool:
+    """True when a user once enabled `writer` ("push", "health_writeback") for `target`."""
+    ensure_audit_tables(con)
+    row = con.execute(
+        f"SELECT count(*) FROM {SCHEMA}.enabled_targets WHERE target = ? AND writer = ?",
+        [target, writer],
+    ).fetchone()
+    return bool(row and row[0])
+
+
+def record_enabled(
+    con: duckdb.DuckDBPyConnection, target: str, writer: str, run_id: str
+) -> None:
+    """Remember that a user enabled `writer` for `target` (run `run_id`)."""
+    if is_enabled(con, target, writer):
+        return
+    con.execute(
+        f"INSERT INTO {SCHEMA}.enabled_targets VALUES (?, ?, ?, ?)",
+        [target, writer, now_utc(), run_id],
+    )
 
 
 def start_run(

@@ -24,6 +24,10 @@ CRM_COLUMNS = (
     "renewal_date",
     "notes",
 )
+#: Column a demo export carries on every row, with `DEMO_MARK`: such a file is never pushed to
+#: a real tenant, wherever it is copied.
+DEMO_MARK_COLUMN = "generated_by"
+DEMO_MARK = "objectives-pipeline demo: sandbox only"
 PROBLEMS = (
     ("objective_name", "", "name missing"),
     ("company_external_id", "", "account not linked"),
@@ -84,12 +88,16 @@ def sandbox_companies(companies: int, seed: int) -> list[dict[str, Any]]:
     return generate_tenant(0, companies, seed).companies
 
 
-def write_crm_csv(path: str | Path, rows: Sequence[Mapping[str, str]]) -> Path:
-    """Write `rows` as a CSV export with a header; creates the folder."""
+def write_crm_csv(
+    path: str | Path, rows: Sequence[Mapping[str, str]], *, demo: bool = False
+) -> Path:
+    """Write `rows` as a CSV export with a header; creates the folder. With `demo`, every
+    row is marked as generated for the sandbox (`DEMO_MARK_COLUMN`)."""
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
+    columns = [*CRM_COLUMNS, DEMO_MARK_COLUMN] if demo else list(CRM_COLUMNS)
     with target.open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(CRM_COLUMNS))
+        writer = csv.DictWriter(handle, fieldnames=columns)
         writer.writeheader()
-        writer.writerows(rows)
+        writer.writerows({**row, DEMO_MARK_COLUMN: DEMO_MARK} if demo else row for row in rows)
     return target
