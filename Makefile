@@ -67,5 +67,7 @@ bench: install
 sandbox: install
 	$(RUN) objectives-pipeline sandbox
 
+# The embedded sandbox is stopped first: clean leaves no process behind.
 clean:
-	rm -rf .venv $(UV_DIR) .dagster_home data/*.duckdb data/sandbox
+	@if [ -x .venv/bin/python ] && [ -d data/sandbox ]; then .venv/bin/python -c "from pathlib import Path; from objectives_pipeline.sandbox.embedded import stop_sandbox; print('stopped the embedded sandbox' if stop_sandbox(Path('data/sandbox')) else 'no embedded sandbox was running')"; fi
+	rm -rf .venv $(UV_DIR) .dagster_home data/*.duckdb data/*.duckdb.start_date data/sandbox

@@ -12,7 +12,8 @@ from datetime import date
 import dagster as dg
 from pydantic import Field
 
-from objectives_pipeline.defs.partitions import TIMEZONE, daily_partitions
+from objectives_pipeline.defs.jobs import objectives_elt
+from objectives_pipeline.defs.partitions import AUTOMATION_DEFAULT_ON, TIMEZONE, daily_partitions
 from objectives_pipeline.defs.tenant_writes import (
     HEALTH_WRITEBACK,
     not_enabled_message,
@@ -183,3 +184,24 @@ health_score_writeback = dg.define_asset_job(
         "(custom field and custom metric). Run after objectives_elt for the same date."
     ),
 )
+
+
+@dg.run_status_sensor(
+    run_status=dg.DagsterRunStatus.SUCCESS,
+    monitored_jobs=[objectives_elt],
+    request_job=health_score_writeback,
+    name="writeback_after_objectives_elt",
+    default_status=(
+        dg.DefaultSensorStatus.RUNNING if AUTOMATION_DEFAULT_ON else dg.DefaultSensorStatus.STOPPED
+    ),
+    description=(
+        "Runs health_score_writeback for the date of each objectives_elt run that succeeded. On "
+        "by default with PLANHAT_API_TOKEN (it writes only once a write-back was enabled, and "
+        "never a past date); toggle it under Automation."
+    ),
+)
+def writeback_after_objectives_elt(context: dg.RunStatusSensorContext) -> dg.RunRequest | None:
+    partition = context.dagster_run.tags.get("dagster/partition")
+    if partition is None:
+        return None
+    return dg.RunRequest(run_key=context.dagster_run.run_id, partition_key=partition)

@@ -5,7 +5,7 @@ from zoneinfo import ZoneInfo
 
 import dagster as dg
 
-from objectives_pipeline.defs.partitions import SCHEDULE_CRON, TIMEZONE
+from objectives_pipeline.defs.partitions import AUTOMATION_DEFAULT_ON, SCHEDULE_CRON, TIMEZONE
 
 # The ELT only reads Planhat: writing back (reverse_etl, health_score) has jobs of its own.
 ELT_SELECTION = dg.AssetSelection.assets(
@@ -23,8 +23,14 @@ objectives_elt = dg.define_asset_job(
     job=objectives_elt,
     cron_schedule=SCHEDULE_CRON,
     execution_timezone=TIMEZONE,
-    default_status=dg.DefaultScheduleStatus.STOPPED,
-    description="Snapshot the objectives of the day the schedule fires (in OBJECTIVES_TIMEZONE).",
+    # With a token a day not captured is lost for good: on unless turned off in the UI.
+    default_status=(
+        dg.DefaultScheduleStatus.RUNNING if AUTOMATION_DEFAULT_ON else dg.DefaultScheduleStatus.STOPPED
+    ),
+    description=(
+        "Snapshot the objectives of the day the schedule fires (in OBJECTIVES_TIMEZONE). On by "
+        "default with PLANHAT_API_TOKEN, off for the sandbox; toggle it under Automation."
+    ),
 )
 def objectives_elt_daily(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
     fired_at = context.scheduled_execution_time or datetime.now(ZoneInfo(TIMEZONE))
