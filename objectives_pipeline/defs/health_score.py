@@ -108,11 +108,11 @@ def planhat_company_health(
     target = planhat.describe_target()
     snapshot_date = date.fromisoformat(context.partition_key)
     allowed = config.write_past_date or read_env().allow_past_snapshots
-    if not allowed and past_snapshot_refusal(snapshot_date, today_in(TIMEZONE), allowed=False):
+    if past_snapshot_refusal(snapshot_date, today_in(TIMEZONE), allowed=allowed):
         context.log.warning(
             f"Health write-back of {snapshot_date} to {target} skipped, nothing was written: "
-            f"{snapshot_date} is a past date (write_past_date: true, or "
-            f"{ALLOW_PAST_SNAPSHOTS_ENV_VAR}=true, writes it anyway)."
+            f"{snapshot_date} is not today or yesterday (write_past_date: true, or "
+            f"{ALLOW_PAST_SNAPSHOTS_ENV_VAR}=true, writes a past date anyway)."
         )
         return
     enabled = writes_enabled(
@@ -124,12 +124,7 @@ def planhat_company_health(
     )
     if not enabled:
         context.log.warning(
-            not_enabled_message(
-                target,
-                "The health write-back",
-                f"ops: {ASSET}: config",
-                "objectives-pipeline run --write-back --yes",
-            )
+            not_enabled_message(target, "The health write-back", f"ops: {ASSET}: config")
         )
         return
     push_metric = planhat.has_tenant_uuid if config.push_metric is None else config.push_metric

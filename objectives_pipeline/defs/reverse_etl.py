@@ -219,10 +219,10 @@ def push_objectives_op(
         refusal = demo_source_refusal(warehouse, config.source, target)
         if refusal:
             raise dg.Failure(description=refusal)
-    enabled = writes_enabled(
+    # A dry run writes nothing, so it neither needs enabling nor enables.
+    if not config.dry_run and not writes_enabled(
         planhat, warehouse, writer=PUSH, enabled=config.enabled, run_id=context.run_id
-    )
-    if not enabled and not config.dry_run:
+    ):
         raise dg.Failure(
             description=not_enabled_message(
                 target, "The push", f"ops: {OP_NAME}: config", "objectives-pipeline push --yes"

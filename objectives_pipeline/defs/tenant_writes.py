@@ -38,11 +38,11 @@ def writes_enabled(
         return audit.is_enabled(con, target, writer)
 
 
-def not_enabled_message(target: str, what: str, config_path: str, flag: str) -> str:
+def not_enabled_message(target: str, what: str, config_path: str, flag: str | None = None) -> str:
     """What a user reads when a write to a real tenant was not enabled yet."""
+    how = f"{flag} on the command line, or run config" if flag else "run config"
     return (
         f"{what} to {target} is not enabled, nothing was written: the first write to a real "
-        f"Planhat tenant must be enabled explicitly ({flag} on the command line, or run config "
-        f"{config_path}: enabled: true). After that, schedules and sensors write it too; "
-        "enabled: false turns a run off."
+        f"Planhat tenant must be enabled explicitly ({how} {config_path}: enabled: true). "
+        "After that, schedules and sensors write it too; enabled: false turns a run off."
     )
